@@ -1,0 +1,78 @@
+/**
+ * Every error a client can see, in one table: stable code → HTTP status → title. Responses are
+ * RFC 9457 problem documents built from this table only; an unexpected error becomes
+ * INTERNAL_ERROR and its message never leaves the process. docs/errors.md is pinned to this
+ * table by a test.
+ */
+export const ERRORS = {
+  VALIDATION_FAILED: { status: 400, title: "The request is not valid; see errors for each field." },
+  MALFORMED_JSON: { status: 400, title: "The request body is not well-formed JSON." },
+  INVALID_UTF8: { status: 400, title: "The request body is not valid UTF-8." },
+  FORBIDDEN_JSON_KEY: {
+    status: 400,
+    title: "The request body uses a reserved key such as __proto__.",
+  },
+  INVALID_IDEMPOTENCY_KEY: {
+    status: 400,
+    title: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+  },
+  INVALID_REQUEST: { status: 400, title: "The request is not valid." },
+  AUTH_MISSING: { status: 401, title: "An API key is required: send Authorization: Bearer <key>." },
+  AUTH_INVALID: { status: 401, title: "The API key is not valid." },
+  AUTH_REVOKED: { status: 401, title: "The API key has been revoked." },
+  INSUFFICIENT_SCOPE: {
+    status: 403,
+    title: "The API key does not have the scope this operation needs.",
+  },
+  TOKEN_NOT_FOUND: { status: 404, title: "No such token." },
+  ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
+  METHOD_NOT_ALLOWED: { status: 405, title: "This method is not allowed on this route." },
+  IDEMPOTENCY_IN_FLIGHT: {
+    status: 409,
+    title: "A request with this Idempotency-Key is still being processed.",
+  },
+  PAYLOAD_TOO_LARGE: { status: 413, title: "The request body is larger than this route accepts." },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "The request body must be application/json." },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: "This Idempotency-Key was used with a different request.",
+  },
+  INTERNAL_ERROR: { status: 500, title: "The vault could not complete the request." },
+  DECRYPTION_FAILED: { status: 500, title: "The stored card data could not be decrypted." },
+  STORE_UNAVAILABLE: { status: 503, title: "The token store is unavailable." },
+  KEY_SERVICE_UNAVAILABLE: { status: 503, title: "The key service is unavailable." },
+  AUDIT_UNAVAILABLE: {
+    status: 503,
+    title: "The audit trail cannot be written, so the operation was refused.",
+  },
+  NOT_READY: { status: 503, title: "The vault is not ready." },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface FieldError {
+  readonly field: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * An error meant for the client. Its text comes from the registry (plus an optional fixed
+ * `detail` written by the vault, never a value from the request).
+ */
+export class VaultError extends Error {
+  override readonly name = "VaultError";
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly errors: readonly FieldError[] | undefined;
+  constructor(
+    readonly code: ErrorCode,
+    options: { detail?: string; errors?: readonly FieldError[]; cause?: unknown } = {},
+  ) {
+    // The cause stays in the process (for the log); it is never part of a response.
+    super(ERRORS[code].title, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = ERRORS[code].status;
+    this.detail = options.detail;
+    this.errors = options.errors;
+  }
+}

@@ -1,0 +1,35 @@
+import type { Scope } from "../domain/scopes.js";
+import type { KeyManager } from "../keys/key-manager.js";
+import type { Logger } from "../log/logger.js";
+import type { ApiKeyService, Principal } from "../services/api-keys.js";
+import type { AuditTrail } from "../services/audit/audit-trail.js";
+import type { IdempotencyService } from "../services/idempotency.js";
+import type { TokenService } from "../services/tokens/token-service.js";
+import type { Database } from "../store/database.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The scope a route needs; routes without one are public (health checks). */
+    scope?: Scope;
+  }
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+/** What the HTTP layer needs from the rest of the vault (wired in the composition root). */
+export interface HttpDeps {
+  readonly logger: Logger;
+  readonly db: Database;
+  readonly keyManager: KeyManager;
+  readonly apiKeys: ApiKeyService;
+  readonly audit: AuditTrail;
+  readonly tokens: TokenService;
+  readonly idempotency: IdempotencyService;
+}
+
+export function principalOf(request: { principal: Principal | undefined }): Principal {
+  if (request.principal === undefined)
+    throw new Error("route declared no scope but needs a principal");
+  return request.principal;
+}

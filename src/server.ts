@@ -1,0 +1,63 @@
+import type { FastifyInstance } from "fastify";
+import type { Core } from "./app/core.js";
+import { writeBootstrapKey } from "./cli/bootstrap-key.js";
+import type { Config } from "./config/config.js";
+import { buildApp } from "./http/app.js";
+import type { TlsMaterial } from "./http/tls.js";
+import { selfSignedLocalhost, tlsFromFiles } from "./http/tls.js";
+import type { Logger } from "./log/logger.js";
+import { bootstrapIfEmpty } from "./services/bootstrap.js";
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly tls: TlsMaterial | undefined;
+  stop(): Promise<void>;
+}
+
+async function tlsFor(config: Config): Promise<TlsMaterial | undefined> {
+  if (config.insecureHttp) return undefined;
+  if (config.tls !== undefined) return tlsFromFiles(config.tls.certFile, config.tls.keyFile);
+  return selfSignedLocalhost(config.dataDir);
+}
+
+/**
+ * Starts serving: bootstrap on an empty store, then TLS, the app, the audit sealer and the
+ * idempotency sweeper. The listener only listens; everything else was wired in openCore.
+ */
+export async function startServer(
+  core: Core,
+  config: Config,
+  logger: Logger,
+): Promise<RunningServer> {
+  const bootstrap = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
+  if (bootstrap !== undefined) await writeBootstrapKey(config.dataDir, bootstrap);
+  const tls = await tlsFor(config);
+  if (tls === undefined) {
+    logger.warn(
+      "PLAIN HTTP: PAYVAULT_INSECURE_HTTP=1 is set. Card data will cross the network unencrypted unless a TLS-terminating proxy sits in front of this vault (PCI DSS 4.2.1).",
+    );
+  }
+  const app = buildApp({ ...core, logger }, { tls });
+  core.sealer.start(config.auditSealIntervalMs, (err) =>
+    logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
+  );
+  const sweeper = setInterval(() => {
+    core.idempotency.purgeExpired().catch(() => undefined);
+  }, 60 * 60_000);
+  sweeper.unref();
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : config.port;
+  const url = `${tls === undefined ? "http" : "https"}://${config.host === "::" || config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`;
+  return {
+    app,
+    url,
+    tls,
+    async stop() {
+      clearInterval(sweeper);
+      await app.close();
+      await core.sealer.sealPending().catch(() => undefined);
+    },
+  };
+}

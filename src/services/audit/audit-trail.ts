@@ -1,0 +1,39 @@
+import { VaultError } from "../../errors/registry.js";
+import type { KeyRing } from "../../keys/key-ring.js";
+import { insertAuditEvent } from "../../store/audit-repo.js";
+import type { SqlClient } from "../../store/database.js";
+import type { Clock } from "../clock.js";
+import type { AuditEventInput, AuditEventRow } from "./audit-event.js";
+import { buildEventRow } from "./audit-event.js";
+
+export { SYSTEM_KEY_OWNER as SYSTEM_OWNER } from "../../keys/key-ring.js";
+
+import { SYSTEM_KEY_OWNER as SYSTEM_OWNER } from "../../keys/key-ring.js";
+
+/**
+ * Builds audit events (content + row MAC under the system `audit` key) and records them. Callers
+ * that change data put the event in the same statement or transaction as the change; a failure
+ * to write the event fails the operation (DESIGN: a sensitive operation fails if its audit
+ * record cannot be written).
+ */
+export class AuditTrail {
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly clock: Clock,
+  ) {}
+
+  async build(input: AuditEventInput): Promise<AuditEventRow> {
+    const key = await this.keys.activeKey(SYSTEM_OWNER, "audit");
+    return buildEventRow(input, this.clock.now(), { id: key.id, material: key.material });
+  }
+
+  /** Records one event on its own (or in the caller's transaction when `db` is one). */
+  async record(db: SqlClient, input: AuditEventInput): Promise<void> {
+    const row = await this.build(input);
+    try {
+      await insertAuditEvent(db, row);
+    } catch (err) {
+      throw new VaultError("AUDIT_UNAVAILABLE", { cause: err });
+    }
+  }
+}

@@ -1,0 +1,72 @@
+import type { Card } from "../../domain/card.js";
+import { parseCard } from "../../domain/card.js";
+import type { FieldIssue } from "../../domain/field-issue.js";
+import { findPanLikeRuns } from "../../domain/pan.js";
+import type { TokenFormat } from "../../domain/token-format.js";
+
+/** A tokenize request after the HTTP schema has checked its shape. */
+export interface TokenizeRequest {
+  readonly card: unknown;
+  readonly format?: TokenFormat;
+  readonly expires_at?: string;
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly dedupe?: boolean;
+}
+
+export interface ValidTokenizeRequest {
+  readonly card: Card;
+  readonly format: TokenFormat;
+  readonly expiresAt: Date | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly dedupe: boolean;
+}
+
+const MAX_EXPIRY_MS = 50 * 366 * 24 * 3600 * 1000;
+
+/**
+ * Semantic checks the schema cannot make: the card itself (PAN, expiry, name), an expiry date in
+ * the future, and metadata that carries no card number (metadata is stored in the clear, so a
+ * PAN pasted into it would defeat the vault; PCI DSS 3.5.1).
+ */
+export function validateTokenizeRequest(
+  request: TokenizeRequest,
+  now: Date,
+  fieldPrefix = "",
+): { ok: true; value: ValidTokenizeRequest } | { ok: false; issues: FieldIssue[] } {
+  const issues: FieldIssue[] = [];
+  const card = parseCard(request.card, now, { fieldPrefix: `${fieldPrefix}card` });
+  if (!card.ok) issues.push(...card.issues);
+  let expiresAt: Date | null = null;
+  if (request.expires_at !== undefined) {
+    expiresAt = new Date(request.expires_at);
+    const ms = expiresAt.getTime();
+    if (Number.isNaN(ms) || ms <= now.getTime() || ms - now.getTime() > MAX_EXPIRY_MS) {
+      issues.push({
+        field: `${fieldPrefix}expires_at`,
+        code: "EXPIRES_AT_INVALID",
+        message: "expires_at must be a date-time in the future (at most 50 years ahead).",
+      });
+    }
+  }
+  for (const [key, value] of Object.entries(request.metadata ?? {})) {
+    if (findPanLikeRuns(key).length > 0 || findPanLikeRuns(value).length > 0) {
+      issues.push({
+        field: `${fieldPrefix}metadata`,
+        code: "METADATA_CONTAINS_PAN",
+        message: "metadata must not contain card numbers; metadata is stored unencrypted.",
+      });
+      break;
+    }
+  }
+  if (!card.ok || issues.length > 0) return { ok: false, issues };
+  return {
+    ok: true,
+    value: {
+      card: card.value.card,
+      format: request.format ?? "random",
+      expiresAt,
+      metadata: request.metadata ?? {},
+      dedupe: request.dedupe ?? true,
+    },
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The storage port. Repositories speak PostgreSQL's SQL dialect to a `SqlClient`; the two
+ * drivers (embedded PGlite and a node-postgres pool) only move rows. Drivers normalise the
+ * value types that differ between them: `bytea` → Buffer, `int8` → number, `timestamptz` → Date.
+ */
+export interface QueryResult<Row> {
+  readonly rows: Row[];
+  readonly rowCount: number;
+}
+
+export interface SqlClient {
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<Row>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type DriverKind = "pglite" | "postgres";
+
+export interface Database extends SqlClient {
+  readonly kind: DriverKind;
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: SqlClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The subset of a driver error that repositories may look at (SQLSTATE codes). */
+export function sqlState(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
+
+/** SQLSTATE 23505, unique_violation. */
+export const UNIQUE_VIOLATION = "23505";
+
+/** Thrown when the database cannot be reached or fails in a way the caller cannot fix. */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+}
