@@ -72,10 +72,23 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const keyManager =
       overrides.keyManager ?? (await LocalKeyManager.open(config.kekFile, { create: true }));
     keys = new KeyRing(db, keyManager, clock);
+    const audit = new AuditTrail(keys, clock);
+    const kek = keyManager.describe();
+    keys.onKeyCreated((key) => {
+      void audit
+        .record(db, {
+          tenantId: key.owner === SYSTEM_KEY_OWNER ? undefined : key.owner,
+          actor: "system",
+          action: "key.create",
+          objectId: key.id,
+          outcome: "success",
+          details: { purpose: key.purpose, kek_id: kek.kekId, algorithm: "AES-256" },
+        })
+        .catch(() => undefined);
+    });
     // The vault's own keys are loaded before anything else runs (they stay resident).
     await keys.activeKey(SYSTEM_KEY_OWNER, "audit");
     await keys.activeKey(SYSTEM_KEY_OWNER, "apikey");
-    const audit = new AuditTrail(keys, clock);
     const sealer = new AuditSealer(db, keys);
     const ring = keys;
     return {

@@ -55,7 +55,12 @@ function unknownFieldIssues(input: Record<string, unknown>, prefix: string): Fie
     }));
 }
 
-function parseCvcField(input: unknown, brand: Brand, prefix: string, required: boolean) {
+function parseCvcField(
+  input: unknown,
+  brand: Brand,
+  prefix: string,
+  required: boolean,
+): Parsed<Cvc | undefined> {
   const field = `${prefix}.cvc`;
   if (input !== undefined) return parseCvc(input, brand, field);
   if (required) return rejected(field, "CVC_REQUIRED", "The security code is required.");

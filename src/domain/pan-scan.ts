@@ -1,17 +1,17 @@
 import { luhnValid } from "./luhn.js";
 
 /**
- * Finds card numbers in free text, for the last-line log scrubber. PCI DSS v4.0.1 3.5.1
- * requires PAN to be unreadable wherever it is stored, and log files are storage; 10.3.x
- * logs must not become a second, unprotected copy of cardholder data.
+ * Finds card numbers in free text, for the last-line log scrubber: PCI DSS v4.0.1 3.5.1
+ * requires PAN to be unreadable anywhere it is stored, and log files are storage.
  *
- * Two shapes are recognised, both in one linear pass over the text:
+ * Two shapes are recognised, in one linear pass over the text:
  * - a plain run: a maximal run of 13 to 19 ASCII digits (bounded by non-digits) that passes
- *   Luhn. A 20+ digit run is some other identifier and is left alone.
- * - a grouped number: digit groups joined by single spaces or dashes, laid out as 4-4-4-(1..4), 4-4-4-4-(1..3) or 4-6-(4..5) (Amex, Diners), whose
- *   digits pass Luhn. Every such window inside a longer chain of groups is checked, and
- *   overlapping windows are merged, so a card followed by another group of digits is still
- *   found.
+ *   Luhn. A run of 20 or more digits is some other identifier and is left alone.
+ * - a grouped number: digit groups joined by single spaces or dashes, laid out as
+ *   4-4-4-(1..4), 4-4-4-4-(1..3) or 4-6-(4..5) (Amex, Diners), whose digits pass Luhn. Every
+ *   such window inside a longer chain of groups is checked and overlapping windows are
+ *   merged, so a card followed or preceded by another group of digits is still found.
+ * Other separators (dots, tabs, double spaces) are not recognised.
  */
 export interface TextSpan {
   start: number;

@@ -8,6 +8,10 @@ export const ERRORS = {
   VALIDATION_FAILED: { status: 400, title: "The request is not valid; see errors for each field." },
   MALFORMED_JSON: { status: 400, title: "The request body is not well-formed JSON." },
   INVALID_UTF8: { status: 400, title: "The request body is not valid UTF-8." },
+  INVALID_UNICODE: {
+    status: 400,
+    title: "The request body holds a string with a lone surrogate or a NUL character.",
+  },
   FORBIDDEN_JSON_KEY: {
     status: 400,
     title: "The request body uses a reserved key such as __proto__.",
@@ -26,7 +30,6 @@ export const ERRORS = {
   },
   TOKEN_NOT_FOUND: { status: 404, title: "No such token." },
   ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
-  METHOD_NOT_ALLOWED: { status: 405, title: "This method is not allowed on this route." },
   IDEMPOTENCY_IN_FLIGHT: {
     status: 409,
     title: "A request with this Idempotency-Key is still being processed.",

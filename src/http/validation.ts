@@ -26,6 +26,17 @@ export function compileSchema(schema: object): ValidateFunction {
   return ajv.compile(schema);
 }
 
+/** Field error codes this file produces (docs/errors.md lists them; a test pins the list). */
+export const SCHEMA_ISSUE_CODES = [
+  "FIELD_REQUIRED",
+  "UNKNOWN_FIELD",
+  "INVALID_TYPE",
+  "TOO_LONG",
+  "TOO_SHORT",
+  "INVALID_VALUE",
+  "INVALID_FORMAT",
+] as const;
+
 /** `/card/number` → `card.number`; `/cards/3/card/number` → `cards.3.card.number`. */
 function fieldPath(instancePath: string, extra?: string): string {
   const parts = instancePath.split("/").filter((p) => p !== "");

@@ -40,6 +40,7 @@ export class KeyRing {
   private readonly activeIds = new Map<string, string>();
   private readonly loading = new Map<string, Promise<DataKey>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly createdListeners: ((key: { id: string; owner: string; purpose: Purpose }) => void)[] = [];
 
   constructor(
     private readonly db: SqlClient,
@@ -75,6 +76,11 @@ export class KeyRing {
     return key;
   }
 
+  /** Called (asynchronously) for every DEK this ring creates, for the audit trail. */
+  onKeyCreated(listener: (key: { id: string; owner: string; purpose: Purpose }) => void): void {
+    this.createdListeners.push(listener);
+  }
+
   close(): void {
     clearInterval(this.sweeper);
     for (const entry of this.byId.values()) zeroize(entry.key.material);
@@ -103,7 +109,14 @@ export class KeyRing {
       kek_version: wrapped.kekVersion,
       created_at: this.clock.now(),
     };
-    if (await insertDataKey(this.db, row)) return row;
+    if (await insertDataKey(this.db, row)) {
+      // After the caller has the key (the audit key itself is created through here too).
+      const created = { id, owner, purpose };
+      setImmediate(() => {
+        for (const listener of this.createdListeners) listener(created);
+      });
+      return row;
+    }
     // Another node created it first: use theirs.
     const theirs = await findLatestDataKey(this.db, owner, purpose);
     if (theirs === undefined) throw new Error("data key vanished after a concurrent create");

@@ -1,8 +1,10 @@
+import { u16LengthPrefixed } from "../crypto/length-prefix.js";
 import type { KeyContext } from "./key-manager.js";
 
 /**
- * AAD for wrapping a DEK under a KEK: a fixed label, then each field length-prefixed (u16
- * big-endian) so that no two different identities encode to the same bytes.
+ * AAD for wrapping a DEK under a KEK: a fixed label, then the KEK's id and version and the DEK's
+ * id, owner and purpose, each length-prefixed so no two identities encode to the same bytes. A
+ * wrapped key copied onto another key record therefore fails to unwrap.
  */
 export function wrapAad(kekId: string, kekVersion: number, context: KeyContext): Buffer {
   const fields = [
@@ -13,12 +15,5 @@ export function wrapAad(kekId: string, kekVersion: number, context: KeyContext):
     context.owner,
     context.purpose,
   ];
-  const parts: Buffer[] = [];
-  for (const field of fields) {
-    const bytes = Buffer.from(field, "utf8");
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(bytes.length);
-    parts.push(length, bytes);
-  }
-  return Buffer.concat(parts);
+  return Buffer.concat(fields.map((field) => u16LengthPrefixed(Buffer.from(field, "utf8"))));
 }

@@ -21,6 +21,9 @@ export interface ValidTokenizeRequest {
   readonly dedupe: boolean;
 }
 
+/** Field error codes this file adds to the domain's (docs/errors.md lists them). */
+export const REQUEST_ISSUE_CODES = ["EXPIRES_AT_INVALID", "METADATA_CONTAINS_PAN"] as const;
+
 const MAX_EXPIRY_MS = 50 * 366 * 24 * 3600 * 1000;
 
 /**
