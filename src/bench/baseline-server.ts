@@ -1,10 +1,10 @@
 import { join } from "node:path";
+import { openStore } from "../app/core.js";
 import { loadConfig } from "../config/config.js";
 import { selfSignedLocalhost } from "../http/tls.js";
 import { createLogger } from "../log/logger.js";
-import { openStore } from "../app/core.js";
-import { buildBaselineApp } from "./baseline-app.js";
 import { BARE_SCHEMA_SQL } from "./bare-schema.js";
+import { buildBaselineApp } from "./baseline-app.js";
 
 /**
  * The benchmark's baseline server, a process of its own like the vault: configured from the same

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode, FieldError } from "../errors/registry.js";
 import { VaultError } from "../errors/registry.js";
+import { KeyServiceUnavailableError } from "../keys/key-manager.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
 import { toFieldErrors } from "./validation.js";
 
@@ -25,6 +26,7 @@ function classify(err: FastifyError | VaultError): {
       ...(err.detail ? { detail: err.detail } : {}),
     };
   }
+  if (err instanceof KeyServiceUnavailableError) return { code: "KEY_SERVICE_UNAVAILABLE" };
   if (err.validation !== undefined) {
     return { code: "VALIDATION_FAILED", errors: toFieldErrors(err.validation as never) };
   }

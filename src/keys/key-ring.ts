@@ -40,7 +40,11 @@ export class KeyRing {
   private readonly activeIds = new Map<string, string>();
   private readonly loading = new Map<string, Promise<DataKey>>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly createdListeners: ((key: { id: string; owner: string; purpose: Purpose }) => void)[] = [];
+  private readonly createdListeners: ((key: {
+    id: string;
+    owner: string;
+    purpose: Purpose;
+  }) => void)[] = [];
 
   constructor(
     private readonly db: SqlClient,

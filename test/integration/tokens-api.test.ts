@@ -112,7 +112,9 @@ for (const driver of DRIVERS) {
         [body.id],
       );
       expectNoPan(rows[0]?.t ?? "", CARDS.visa);
-      const creates = (await auditRows(vault, "token.create")).filter((e) => e.object_id === body.id);
+      const creates = (await auditRows(vault, "token.create")).filter(
+        (e) => e.object_id === body.id,
+      );
       expect(creates).toHaveLength(1);
       expect(creates[0]).toMatchObject({
         tenant_id: vault.tenantId,

@@ -132,13 +132,18 @@ export function expectProblem(res: InjectResponse, code: ErrorCode): ProblemBody
   expect(body.status).toBe(expectedStatus);
   expect(body.request_id).toMatch(/^req_[0-9A-Za-z]+$/);
   expect(body.request_id).toBe(res.headers["x-request-id"]);
-  for (const key of Object.keys(body)) expect(PROBLEM_KEYS, `unexpected member ${key}`).toContain(key);
+  for (const key of Object.keys(body))
+    expect(PROBLEM_KEYS, `unexpected member ${key}`).toContain(key);
   expect(res.body).not.toMatch(/\bat .+\.(?:ts|js):\d+/);
   return body;
 }
 
 /** Asserts a VALIDATION_FAILED problem that names `field` with `fieldCode` (among possibly others). */
-export function expectFieldError(res: InjectResponse, field: string, fieldCode: string): ProblemBody {
+export function expectFieldError(
+  res: InjectResponse,
+  field: string,
+  fieldCode: string,
+): ProblemBody {
   const body = expectProblem(res, "VALIDATION_FAILED");
   expect(body.errors, res.body).toBeDefined();
   expect(body.errors, res.body).toContainEqual(
@@ -151,8 +156,15 @@ export function expectFieldError(res: InjectResponse, field: string, fieldCode: 
 export function expectNoPan(text: string, ...numbers: readonly string[]): void {
   for (const number of numbers) {
     const digits = number.replace(/[^0-9]/g, "");
-    for (const form of new Set([number, digits, spaced(digits), spaced(digits).replaceAll(" ", "-")])) {
-      expect(text.includes(form), `response holds a card number (${digits.length} digits)`).toBe(false);
+    for (const form of new Set([
+      number,
+      digits,
+      spaced(digits),
+      spaced(digits).replaceAll(" ", "-"),
+    ])) {
+      expect(text.includes(form), `response holds a card number (${digits.length} digits)`).toBe(
+        false,
+      );
     }
   }
 }
@@ -176,7 +188,11 @@ export function auditCount(vault: TestVault, action: string): Promise<number> {
   return countRows(vault, "SELECT count(*) AS n FROM audit_events WHERE action = $1", [action]);
 }
 
-export async function tokenExists(vault: TestVault, tenantId: string, id: string): Promise<boolean> {
+export async function tokenExists(
+  vault: TestVault,
+  tenantId: string,
+  id: string,
+): Promise<boolean> {
   return (
     (await countRows(vault, "SELECT count(*) AS n FROM tokens WHERE tenant_id = $1 AND id = $2", [
       tenantId,

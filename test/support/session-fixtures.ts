@@ -39,13 +39,7 @@ export function grouped465(pan: string, separator: " " | "-"): string {
 
 /** Every spelling of `pan` a log scanner must not find: plain, 4-grouped and 4-6-5 grouped. */
 export function panSpellings(pan: string): string[] {
-  return [
-    pan,
-    grouped(pan, " "),
-    grouped(pan, "-"),
-    grouped465(pan, " "),
-    grouped465(pan, "-"),
-  ];
+  return [pan, grouped(pan, " "), grouped(pan, "-"), grouped465(pan, " "), grouped465(pan, "-")];
 }
 
 export function bearer(apiKey: string): { authorization: string } {

@@ -23,7 +23,11 @@ function tableAfter(heading: string): string[][] {
 
 describe("docs/errors.md is pinned to the code", () => {
   it("lists exactly the registry's problem codes, statuses and titles, in order", () => {
-    const documented = tableAfter("Problem codes").map(([code, status, title]) => ({ code, status, title }));
+    const documented = tableAfter("Problem codes").map(([code, status, title]) => ({
+      code,
+      status,
+      title,
+    }));
     const registry = Object.entries(ERRORS).map(([code, e]) => ({
       code,
       status: String(e.status),

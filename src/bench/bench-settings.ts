@@ -1,0 +1,52 @@
+/**
+ * What one `npm run bench` does, from BENCH_* environment variables, so a smoke run is
+ * `BENCH_SECONDS=1 BENCH_WARMUP_SECONDS=1 npm run bench`.
+ */
+export interface BenchSettings {
+  /** Length of each measured scenario. */
+  readonly seconds: number;
+  /** Unmeasured load before each scenario, so the JIT and the database caches are warm. */
+  readonly warmupSeconds: number;
+  /** Keep-alive connections for the single-item scenarios (vault and baselines alike). */
+  readonly connections: number;
+  /** Connections for batch tokenize: a few 1,000-card requests in flight keep the vault busy. */
+  readonly batchConnections: number;
+  readonly batchSize: number;
+  /** Tokens created (and bare rows seeded) before the reveal / SELECT scenarios. */
+  readonly revealTokens: number;
+  /** Load-generator threads; one leaves the most CPU to the server on a 2-core machine. */
+  readonly threads: number;
+  /** Only these scenarios (and what they need), or all when empty. */
+  readonly only: readonly string[];
+  /** Write a V8 CPU profile of the vault (NODE_OPTIONS=--cpu-prof) and summarise it. */
+  readonly profile: boolean;
+  readonly outDir: string;
+}
+
+function positive(name: string, fallback: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new Error(`${name} must be a whole number in 1..${max}`);
+  }
+  return value;
+}
+
+export function loadBenchSettings(): BenchSettings {
+  return {
+    seconds: positive("BENCH_SECONDS", 10, 600),
+    warmupSeconds: positive("BENCH_WARMUP_SECONDS", 3, 60),
+    connections: positive("BENCH_CONNECTIONS", 32, 1000),
+    batchConnections: positive("BENCH_BATCH_CONNECTIONS", 4, 100),
+    batchSize: positive("BENCH_BATCH_SIZE", 1000, 1000),
+    revealTokens: positive("BENCH_REVEAL_TOKENS", 10_000, 1_000_000),
+    threads: positive("BENCH_THREADS", 1, 16),
+    only: (process.env.BENCH_ONLY ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+    profile: process.env.BENCH_PROFILE === "1",
+    outDir: process.env.BENCH_OUT_DIR || "bench-results",
+  };
+}

@@ -1,0 +1,38 @@
+import { readFile } from "node:fs/promises";
+
+/** sysconf(_SC_CLK_TCK): USER_HZ, fixed at 100 in Linux's user-space ABI on x86 and arm. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export interface MemoryStatus {
+  /** Resident set size now, in MiB. */
+  readonly rssMiB: number;
+  /** Peak resident set size since the process started (VmHWM), in MiB. */
+  readonly peakRssMiB: number;
+}
+
+function kibField(status: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(status);
+  return match === null ? Number.NaN : Number(match[1]) / 1024;
+}
+
+/** VmRSS and VmHWM of a live process (Linux /proc; proc(5)). */
+export async function memoryOf(pid: number): Promise<MemoryStatus | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    return { rssMiB: kibField(status, "VmRSS"), peakRssMiB: kibField(status, "VmHWM") };
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU seconds a live process has used so far (fields 14 and 15 of /proc/pid/stat). */
+export async function cpuSecondsOf(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces: count fields from after its closing paren.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
