@@ -18,7 +18,9 @@ export interface BenchSettings {
   readonly threads: number;
   /** Only these scenarios (and what they need), or all when empty. */
   readonly only: readonly string[];
-  /** Write a V8 CPU profile of the vault (NODE_OPTIONS=--cpu-prof) and summarise it. */
+  /** BENCH_DRIVERS: pglite and/or postgres (postgres needs DATABASE_URL); default every one possible. */
+  readonly drivers: readonly ("pglite" | "postgres")[];
+  /** Write a V8 CPU profile of the vault (node --cpu-prof) and summarise it per scenario. */
   readonly profile: boolean;
   readonly outDir: string;
 }
@@ -46,7 +48,20 @@ export function loadBenchSettings(): BenchSettings {
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== ""),
+    drivers: drivers(),
     profile: process.env.BENCH_PROFILE === "1",
     outDir: process.env.BENCH_OUT_DIR || "bench-results",
   };
+}
+
+function drivers(): ("pglite" | "postgres")[] {
+  const possible = process.env.DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
+  const asked = (process.env.BENCH_DRIVERS ?? "").split(",").filter((d) => d !== "");
+  for (const d of asked) {
+    if (!possible.includes(d))
+      throw new Error(
+        `BENCH_DRIVERS: ${d} is not one of ${possible.join(", ")} (postgres needs DATABASE_URL)`,
+      );
+  }
+  return (asked.length > 0 ? asked : possible) as ("pglite" | "postgres")[];
 }

@@ -4,22 +4,22 @@ import { readFile } from "node:fs/promises";
 const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface MemoryStatus {
-  /** Resident set size now, in MiB. */
-  readonly rssMiB: number;
-  /** Peak resident set size since the process started (VmHWM), in MiB. */
-  readonly peakRssMiB: number;
+  /** Resident set size now, in MB (10^6 bytes, as the targets are stated). */
+  readonly rssMB: number;
+  /** Peak resident set size since the process started (VmHWM), in MB. */
+  readonly peakRssMB: number;
 }
 
-function kibField(status: string, name: string): number {
+function megabytesField(status: string, name: string): number {
   const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(status);
-  return match === null ? Number.NaN : Number(match[1]) / 1024;
+  return match === null ? Number.NaN : (Number(match[1]) * 1024) / 1e6;
 }
 
 /** VmRSS and VmHWM of a live process (Linux /proc; proc(5)). */
 export async function memoryOf(pid: number): Promise<MemoryStatus | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
-    return { rssMiB: kibField(status, "VmRSS"), peakRssMiB: kibField(status, "VmHWM") };
+    return { rssMB: megabytesField(status, "VmRSS"), peakRssMB: megabytesField(status, "VmHWM") };
   } catch {
     return undefined;
   }

@@ -4,11 +4,14 @@ import { closeSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HttpsJsonClient } from "./https-json.js";
+import { logTail } from "./server-log.js";
 
 export interface ServerSpec {
   readonly name: string;
   /** The built entry point to run with node. */
   readonly script: string;
+  /** Options for node itself (`--cpu-prof` is refused in NODE_OPTIONS). */
+  readonly nodeArgs: readonly string[];
   readonly args: readonly string[];
   /** Variables that configure it; every inherited PAYVAULT_* / DATABASE_URL is dropped first. */
   readonly env: Readonly<Record<string, string>>;
@@ -56,7 +59,7 @@ function childEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
 /** Starts a server as a child process (output to its log file) and waits until /healthz answers. */
 export async function startServerProcess(spec: ServerSpec): Promise<ServerProcess> {
   const log = openSync(spec.logFile, "a", 0o600);
-  const child = spawn(process.execPath, [spec.script, ...spec.args], {
+  const child = spawn(process.execPath, [...spec.nodeArgs, spec.script, ...spec.args], {
     env: childEnv(spec.env),
     stdio: ["ignore", log, log],
   });
@@ -96,7 +99,9 @@ async function waitUntilHealthy(server: ServerProcess, exited: Promise<number | 
   try {
     for (const deadline = Date.now() + READY_TIMEOUT_MS; Date.now() < deadline; ) {
       if (gone !== undefined) {
-        throw new Error(`${server.name} exited with code ${gone} (see ${server.logFile})`);
+        throw new Error(
+          `${server.name} exited with code ${gone}:\n${await logTail(server.logFile)}`,
+        );
       }
       const ok = await client.send("GET", "/healthz", undefined, 2_000).then(
         (res) => res.status === 200,
@@ -109,5 +114,5 @@ async function waitUntilHealthy(server: ServerProcess, exited: Promise<number | 
     client.close();
   }
   await server.stop();
-  throw new Error(`${server.name} did not become healthy (see ${server.logFile})`);
+  throw new Error(`${server.name} did not become healthy:\n${await logTail(server.logFile)}`);
 }

@@ -20,7 +20,8 @@ export interface TestCard {
  */
 export class TestCardSource {
   private next = randomInt(MIDDLE_SPACE);
-  private readonly expYear = new Date().getUTCFullYear() + 3;
+  readonly expMonth = 12;
+  readonly expYear = new Date().getUTCFullYear() + 3;
 
   card(): TestCard {
     const middle = String(this.next).padStart(MIDDLE_DIGITS, "0");
@@ -28,7 +29,7 @@ export class TestCardSource {
     const partial = TEST_BIN + middle;
     return {
       number: partial + String(luhnCheckDigit(partial)),
-      exp_month: 12,
+      exp_month: this.expMonth,
       exp_year: this.expYear,
     };
   }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import Fastify, { LogController } from "fastify";
 import { newId } from "../crypto/random.js";
-import type { VaultError } from "../errors/registry.js";
+import { VaultError } from "../errors/registry.js";
 import { authHook } from "./auth.js";
 import type { HttpDeps } from "./context.js";
 import { errorHandler } from "./error-handler.js";
@@ -21,6 +21,8 @@ export interface AppOptions {
   /** TLS certificate and key; absent only for plain HTTP behind a TLS-terminating proxy (and tests). */
   readonly tls: TlsMaterial | undefined;
 }
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
 
 /** Security headers on every response (OWASP secure headers; PCI DSS 6.4). */
 const SECURITY_HEADERS = {
@@ -52,8 +54,13 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
 
   app.setValidatorCompiler(({ schema }) => compileSchema(schema));
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     try {
+      // JSON is UTF-8 (RFC 8259 §8.1): any other declared charset is refused, not misread.
+      const charset = CHARSET.exec(request.headers["content-type"] ?? "")?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+        throw new VaultError("UNSUPPORTED_MEDIA_TYPE");
+      }
       done(null, parseJsonBody(body as Buffer));
     } catch (err) {
       done(err as VaultError, undefined);

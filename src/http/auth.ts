@@ -4,7 +4,8 @@ import type { ErrorCode } from "../errors/registry.js";
 import { VaultError } from "../errors/registry.js";
 import type { HttpDeps } from "./context.js";
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
+// RFC 9110 §11.1: the auth scheme name is case-insensitive.
+const BEARER = /^bearer ([\x21-\x7e]{1,200})$/i;
 
 /**
  * Authenticates `Authorization: Bearer <api key>` for every route that declares a scope, before

@@ -23,13 +23,13 @@ export async function idempotent(
   }
   if (typeof header !== "string" || !IDEMPOTENCY_KEY.test(header))
     throw new VaultError("INVALID_IDEMPOTENCY_KEY");
-  const { tenantId } = principalOf(request);
-  const hash = await deps.idempotency.requestHash(
-    tenantId,
+  const ref = await deps.idempotency.fingerprint(
+    principalOf(request).tenantId,
+    header,
     `${request.method} ${request.routeOptions.url}`,
     request.body,
   );
-  const outcome = await deps.idempotency.begin(tenantId, header, hash);
+  const outcome = await deps.idempotency.begin(ref);
   if (outcome.kind === "replay") {
     return reply
       .code(outcome.status)
@@ -41,11 +41,11 @@ export async function idempotent(
   try {
     result = await handle();
   } catch (err) {
-    await deps.idempotency.release(tenantId, header).catch(() => undefined);
+    await deps.idempotency.release(ref).catch(() => undefined);
     throw err;
   }
   reply.code(result.status);
   const serialized = String(reply.serialize(result.body));
-  await deps.idempotency.complete(tenantId, header, result.status, serialized);
+  await deps.idempotency.complete(ref, result.status, serialized);
   return reply.type("application/json; charset=utf-8").send(serialized);
 }

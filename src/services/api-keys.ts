@@ -144,7 +144,9 @@ export class ApiKeyService {
     const stored = row?.secret_mac ?? Buffer.alloc(mac.length);
     const secretMatches = constantTimeEqual(mac, stored) && row !== undefined;
     if (!secretMatches || row.environment !== environment)
-      return { ok: false, reason: "invalid", keyId };
+      // The id is echoed to the audit trail only if it names a real key: an unknown id is
+      // attacker-chosen text (it could even be a card number).
+      return { ok: false, reason: "invalid", keyId: row === undefined ? undefined : keyId };
     if (row.revoked_at !== null) return { ok: false, reason: "revoked", keyId };
     return {
       ok: true,

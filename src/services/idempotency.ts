@@ -18,6 +18,14 @@ export const IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000;
 /** A request still in flight after this long is taken to have died with its node. */
 const IN_FLIGHT_LOCK_MS = 60_000;
 
+export interface IdempotencyRef {
+  readonly tenantId: string;
+  /** HMAC of the client's Idempotency-Key. */
+  readonly key: string;
+  /** HMAC of the route and the canonical request body. */
+  readonly requestHash: string;
+}
+
 export type IdempotencyOutcome =
   | { readonly kind: "proceed" }
   | { readonly kind: "replay"; readonly status: number; readonly body: string };
@@ -37,12 +45,31 @@ export class IdempotencyService {
     private readonly clock: Clock,
   ) {}
 
-  async requestHash(tenantId: string, route: string, body: unknown): Promise<string> {
+  /**
+   * The stored form of a request: the client's key and the request itself, both as HMACs under
+   * the tenant's fingerprint key. The key is client-chosen text that could hold anything, even a
+   * card number, so it is never stored as sent either.
+   */
+  async fingerprint(
+    tenantId: string,
+    clientKey: string,
+    route: string,
+    body: unknown,
+  ): Promise<IdempotencyRef> {
     const key = await this.keys.activeKey(tenantId, "fingerprint");
-    return fingerprintOf(key.material, "idempotency", `${route}\u0000${canonicalJson(body)}`);
+    return {
+      tenantId,
+      key: fingerprintOf(key.material, "idempotency-key", clientKey),
+      requestHash: fingerprintOf(
+        key.material,
+        "idempotency",
+        `${route}\u0000${canonicalJson(body)}`,
+      ),
+    };
   }
 
-  async begin(tenantId: string, key: string, requestHash: string): Promise<IdempotencyOutcome> {
+  async begin(ref: IdempotencyRef): Promise<IdempotencyOutcome> {
+    const { tenantId, key, requestHash } = ref;
     const now = this.clock.now();
     const args = {
       tenantId,
@@ -54,7 +81,7 @@ export class IdempotencyService {
     if (await claimIdempotencyKey(this.db, args)) return { kind: "proceed" };
     const existing = await findIdempotencyKey(this.db, tenantId, key);
     const staleBefore = new Date(now.getTime() - IDEMPOTENCY_RETENTION_MS);
-    if (existing === undefined) return this.begin(tenantId, key, requestHash);
+    if (existing === undefined) return this.begin(ref);
     if (
       existing.created_at < staleBefore ||
       (existing.state === "in_flight" && existing.locked_until < now)
@@ -72,12 +99,12 @@ export class IdempotencyService {
     };
   }
 
-  async complete(tenantId: string, key: string, status: number, body: string): Promise<void> {
-    await completeIdempotencyKey(this.db, tenantId, key, status, body);
+  async complete(ref: IdempotencyRef, status: number, body: string): Promise<void> {
+    await completeIdempotencyKey(this.db, ref.tenantId, ref.key, status, body);
   }
 
-  async release(tenantId: string, key: string): Promise<void> {
-    await releaseIdempotencyKey(this.db, tenantId, key);
+  async release(ref: IdempotencyRef): Promise<void> {
+    await releaseIdempotencyKey(this.db, ref.tenantId, ref.key);
   }
 
   /** Drops keys past retention; run periodically. */

@@ -42,11 +42,14 @@ for (const driver of DRIVERS) {
         },
         payload: body as object,
       });
-    const storedKeys = (tenantId: string, idempotencyKey: string) =>
+    // The vault stores an HMAC of the client's key, never the key itself.
+    const storedKeyOf = async (tenantId: string, idempotencyKey: string) =>
+      (await vault.core.idempotency.fingerprint(tenantId, idempotencyKey, "", {})).key;
+    const storedKeys = async (tenantId: string, idempotencyKey: string) =>
       countRows(
         vault,
         "SELECT count(*) AS n FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
-        [tenantId, idempotencyKey],
+        [tenantId, await storedKeyOf(tenantId, idempotencyKey)],
       );
 
     it("same key and same body replays the first response, with one token row", async () => {
@@ -141,12 +144,13 @@ for (const driver of DRIVERS) {
       const k = newKey();
       const body = { card: cardOf(CARDS.mastercard4), dedupe: false };
       // Another node has claimed the key and not finished: the row is in flight with a live lock.
-      const hash = await vault.core.idempotency.requestHash(
+      const ref = await vault.core.idempotency.fingerprint(
         vault.tenantId,
+        k,
         "POST /v1/tokens",
         body,
       );
-      const claimed = await vault.core.idempotency.begin(vault.tenantId, k, hash);
+      const claimed = await vault.core.idempotency.begin(ref);
       expect(claimed.kind).toBe("proceed");
       const before = await tokenRowCount(vault);
       const res = await post(body, k);
@@ -221,6 +225,18 @@ for (const driver of DRIVERS) {
       expect(longest.statusCode, longest.body).toBe(201);
     });
 
+    it("an Idempotency-Key that is a card number is never stored in clear", async () => {
+      for (const header of [CARDS.mastercard4, `order-${CARDS.visa3}`]) {
+        const res = await post({ card: cardOf(CARDS.discover), dedupe: false }, header);
+        expect(res.statusCode, res.body).toBeLessThan(500);
+        expectNoPan(res.body, CARDS.mastercard4, CARDS.visa3);
+      }
+      const { rows } = await vault.core.db.query<{ t: string }>(
+        "SELECT i::text AS t FROM idempotency_keys i",
+      );
+      expectNoPan(rows.map((r) => r.t).join("\n"), CARDS.mastercard4, CARDS.visa3);
+    });
+
     it("the stored idempotency record holds no card number", async () => {
       const k = newKey();
       const pan = CARDS.unionpay19;
@@ -240,7 +256,7 @@ for (const driver of DRIVERS) {
         response_body: string;
       }>(
         "SELECT i::text AS row, request_hash, response_body FROM idempotency_keys i WHERE key = ANY($1::text[])",
-        [[k, batchKey]],
+        [[await storedKeyOf(vault.tenantId, k), await storedKeyOf(vault.tenantId, batchKey)]],
       );
       expect(rows).toHaveLength(2);
       for (const row of rows) {

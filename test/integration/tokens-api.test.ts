@@ -163,6 +163,21 @@ for (const driver of DRIVERS) {
       expect(dedupes).toHaveLength(1);
     });
 
+    it("concurrent requests for one new card make one token; the rest are its duplicates", async () => {
+      const before = await tokenRowCount(vault, vault.tenantId);
+      const responses = await Promise.all(
+        Array.from({ length: 8 }, () => post({ card: cardOf(CARDS.discover2) })),
+      );
+      const statuses = responses.map((r) => r.statusCode).sort();
+      expect(statuses, responses.map((r) => r.body).join("\n")).toEqual([
+        200, 200, 200, 200, 200, 200, 200, 201,
+      ]);
+      const ids = new Set(responses.map((r) => r.json().id));
+      expect(ids.size).toBe(1);
+      for (const r of responses) expect(r.json().duplicate).toBe(r.statusCode === 200);
+      expect(await tokenRowCount(vault, vault.tenantId)).toBe(before + 1);
+    });
+
     it("dedupe: false creates a new token for a card already held (same fingerprint)", async () => {
       const first = await tokenize(vault, key, tokenizeBody(CARDS.visa3));
       const before = await tokenRowCount(vault, vault.tenantId);
@@ -200,6 +215,21 @@ for (const driver of DRIVERS) {
       expect(body.id).not.toBe(first.id);
       expect(body.card).toMatchObject({ exp_month: 6, exp_year: EXP_YEAR + 1 });
       expect(body.fingerprint).toBe(first.fingerprint);
+    });
+
+    it("a card is good through its expiry month: this month is accepted, last month is not", async () => {
+      const now = new Date();
+      const thisMonth = { exp_month: now.getUTCMonth() + 1, exp_year: now.getUTCFullYear() };
+      const last = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+      const lastMonth = { exp_month: last.getUTCMonth() + 1, exp_year: last.getUTCFullYear() };
+      const ok = await post({ card: { number: CARDS.amex, ...thisMonth }, dedupe: false });
+      expect(ok.statusCode, ok.body).toBe(201);
+      expect(ok.json().card).toMatchObject(thisMonth);
+      const before = await tokenRowCount(vault);
+      const expired = await post({ card: { number: CARDS.amex, ...lastMonth }, dedupe: false });
+      expectFieldError(expired, "card.exp_year", "CARD_EXPIRED");
+      expectNoPan(expired.body, CARDS.amex);
+      expect(await tokenRowCount(vault)).toBe(before);
     });
 
     it("metadata round-trips through create and GET", async () => {
@@ -338,6 +368,18 @@ for (const driver of DRIVERS) {
         (e) => e.object_id === created.id,
       );
       expect(reveals).toEqual([]);
+    });
+
+    it("a card number used as a token id is a plain 404 that does not echo it", async () => {
+      await tokenize(vault, key, tokenizeBody(CARDS.mastercard));
+      for (const res of [
+        await get(CARDS.mastercard),
+        await reveal(CARDS.mastercard, "probe"),
+        await remove(CARDS.mastercard),
+      ]) {
+        expectProblem(res, "TOKEN_NOT_FOUND");
+        expectNoPan(res.body, CARDS.mastercard);
+      }
     });
 
     it("GET /healthz and /readyz answer 200 without an API key", async () => {

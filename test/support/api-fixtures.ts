@@ -162,7 +162,8 @@ export function expectNoPan(text: string, ...numbers: readonly string[]): void {
       spaced(digits),
       spaced(digits).replaceAll(" ", "-"),
     ])) {
-      expect(text.includes(form), `response holds a card number (${digits.length} digits)`).toBe(
+      if (form === "") continue;
+      expect(text.includes(form), `the text holds a card number (${digits.length} digits)`).toBe(
         false,
       );
     }

@@ -25,7 +25,7 @@ import { decodeCardPayload, encodeCardPayload } from "./card-payload.js";
 import type { TokenView } from "./token-view.js";
 import { toTokenView } from "./token-view.js";
 import type { TokenizeRequest, ValidTokenizeRequest } from "./tokenize-input.js";
-import { validateTokenizeRequest } from "./tokenize-input.js";
+import { purposeIssues, validateTokenizeRequest } from "./tokenize-input.js";
 
 export interface TokenizeResult {
   readonly token: TokenView;
@@ -115,6 +115,8 @@ export class TokenService {
 
   /** The full card, for holders of `tokens:reveal`; the stated purpose is in the audit event (PCI DSS 10.2.1.1). */
   async reveal(principal: Principal, id: string, purpose: string): Promise<RevealedCard> {
+    const issues = purposeIssues(purpose);
+    if (issues.length > 0) throw new VaultError("VALIDATION_FAILED", { errors: issues });
     const event = await this.audit.build({
       ...this.event(principal, "token.reveal", id),
       details: { purpose },

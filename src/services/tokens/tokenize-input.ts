@@ -22,7 +22,26 @@ export interface ValidTokenizeRequest {
 }
 
 /** Field error codes this file adds to the domain's (docs/errors.md lists them). */
-export const REQUEST_ISSUE_CODES = ["EXPIRES_AT_INVALID", "METADATA_CONTAINS_PAN"] as const;
+export const REQUEST_ISSUE_CODES = [
+  "EXPIRES_AT_INVALID",
+  "METADATA_CONTAINS_PAN",
+  "PURPOSE_CONTAINS_PAN",
+] as const;
+
+/**
+ * The purpose of a reveal goes into the audit trail as written, so it must not carry a card
+ * number (the audit trail is storage too: PCI DSS 3.5.1).
+ */
+export function purposeIssues(purpose: string): FieldIssue[] {
+  if (findPanLikeRuns(purpose).length === 0) return [];
+  return [
+    {
+      field: "purpose",
+      code: "PURPOSE_CONTAINS_PAN",
+      message: "The purpose must not contain a card number; it is written to the audit trail.",
+    },
+  ];
+}
 
 const MAX_EXPIRY_MS = 50 * 366 * 24 * 3600 * 1000;
 

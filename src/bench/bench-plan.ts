@@ -1,0 +1,100 @@
+import type { BenchSettings } from "./bench-settings.js";
+import type { ScenarioSpec } from "./scenario.js";
+
+export const ECHO_BODY = JSON.stringify({
+  card: { number: "not-a-card-number", exp_month: 12, exp_year: 2030 },
+});
+const REVEAL_BODY = JSON.stringify({ purpose: "bench" });
+
+/** The scenarios a half-rate run repeats, at half the rate its peak run reached. */
+export const HALF_RATE_OF: Readonly<Record<string, string>> = {
+  "tokenize@half": "tokenize",
+  "reveal@half": "reveal",
+};
+
+export type ScenarioName =
+  | "echo"
+  | "bare-insert"
+  | "tokenize"
+  | "batch-tokenize"
+  | "bare-select"
+  | "reveal"
+  | "tokenize@half"
+  | "reveal@half";
+
+/** Whether BENCH_ONLY asks for a scenario, directly or as the peak a half-rate run needs. */
+export function wanted(settings: BenchSettings, name: ScenarioName): boolean {
+  const { only } = settings;
+  if (only.length === 0 || only.includes(name)) return true;
+  return Object.entries(HALF_RATE_OF).some(([half, peak]) => peak === name && only.includes(half));
+}
+
+/** Peak-rate scenarios (baseline before the vault scenario it is compared with). */
+export function peakScenario(
+  name: Exclude<ScenarioName, "tokenize@half" | "reveal@half">,
+  settings: BenchSettings,
+  idsFile: { vault: string; bare: string },
+): ScenarioSpec {
+  const base = { name, connections: settings.connections, rate: 0, itemsPerRequest: 1 };
+  switch (name) {
+    case "echo":
+      return {
+        ...base,
+        server: "baseline",
+        authorized: false,
+        workload: { kind: "fixed", method: "POST", path: "/echo", body: ECHO_BODY },
+      };
+    case "bare-insert":
+      return {
+        ...base,
+        server: "baseline",
+        authorized: false,
+        workload: { kind: "card", path: "/bare/insert" },
+      };
+    case "tokenize":
+      return {
+        ...base,
+        server: "vault",
+        authorized: true,
+        workload: { kind: "card", path: "/v1/tokens" },
+      };
+    case "batch-tokenize":
+      return {
+        ...base,
+        server: "vault",
+        authorized: true,
+        connections: settings.batchConnections,
+        itemsPerRequest: settings.batchSize,
+        workload: { kind: "batch", path: "/v1/tokens/batch", size: settings.batchSize },
+      };
+    case "bare-select":
+      return {
+        ...base,
+        server: "baseline",
+        authorized: false,
+        workload: idsWorkload("GET", "/bare/select/", "", idsFile.bare, undefined),
+      };
+    case "reveal":
+      return {
+        ...base,
+        server: "vault",
+        authorized: true,
+        workload: idsWorkload("POST", "/v1/tokens/", "/reveal", idsFile.vault, REVEAL_BODY),
+      };
+  }
+}
+
+/** The same load as a peak scenario, held at `rate` requests per second. */
+export function halfRateScenario(peak: ScenarioSpec, name: string, rate: number): ScenarioSpec {
+  return { ...peak, name, rate: Math.max(1, Math.round(rate)) };
+}
+
+function idsWorkload(
+  method: string,
+  pathPrefix: string,
+  pathSuffix: string,
+  idsFile: string,
+  body: string | undefined,
+) {
+  return { kind: "ids", method, pathPrefix, pathSuffix, idsFile, body } as const;
+}

@@ -1,0 +1,151 @@
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BenchSettings } from "./bench-settings.js";
+import type { ProfileSummary } from "./cpu-profile.js";
+import { readProfileIn, summarise } from "./cpu-profile.js";
+import { PostgresSchema, postgresVersion } from "./postgres-schema.js";
+import type { MemoryStatus } from "./proc-status.js";
+import { memoryOf } from "./proc-status.js";
+import { runScenarios } from "./run-scenarios.js";
+import type { ScenarioResult } from "./scenario.js";
+import { readBootstrapKey } from "./seed-data.js";
+import type { ServerProcess } from "./server-process.js";
+import { freePort, startServerProcess } from "./server-process.js";
+import type { TestCardSource } from "./test-cards.js";
+
+export type Driver = "pglite" | "postgres";
+
+export interface DriverRun {
+  readonly driver: Driver;
+  readonly postgresVersion: string | undefined;
+  readonly scenarios: readonly ScenarioResult[];
+  /** VmHWM / VmRSS of each server once the last scenario is done. */
+  readonly memory: Readonly<Record<"vault" | "baseline", MemoryStatus | undefined>>;
+  /** With BENCH_PROFILE=1: the vault's CPU profile, summarised for each vault scenario. */
+  readonly profile:
+    | { readonly file: string; readonly byScenario: Readonly<Record<string, ProfileSummary>> }
+    | undefined;
+}
+
+const DIST = fileURLToPath(new URL("../", import.meta.url));
+
+interface Stores {
+  readonly vaultUrl: string | undefined;
+  readonly bareUrl: string | undefined;
+  cleanUp(): Promise<void>;
+}
+
+/** PostgreSQL: a fresh schema for each server, dropped afterwards. PGlite: nothing to set up. */
+async function openStores(driver: Driver, databaseUrl: string | undefined): Promise<Stores> {
+  if (driver === "pglite" || databaseUrl === undefined) {
+    return { vaultUrl: undefined, bareUrl: undefined, cleanUp: async () => undefined };
+  }
+  const suffix = `${Date.now().toString(36)}_${process.pid}`;
+  const vault = await PostgresSchema.create(databaseUrl, `bench_vault_${suffix}`);
+  const bare = await PostgresSchema.create(databaseUrl, `bench_bare_${suffix}`).catch(
+    async (err: unknown) => {
+      await vault.drop();
+      throw err;
+    },
+  );
+  return {
+    vaultUrl: vault.url,
+    bareUrl: bare.url,
+    cleanUp: async () => {
+      await Promise.allSettled([vault.drop(), bare.drop()]);
+    },
+  };
+}
+
+async function startServer(
+  name: "vault" | "baseline",
+  workDir: string,
+  databaseUrl: string | undefined,
+  nodeArgs: readonly string[],
+): Promise<ServerProcess> {
+  const dataDir = join(workDir, name);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PAYVAULT_DATA_DIR: dataDir,
+    PAYVAULT_PORT: String(port),
+    PAYVAULT_HOST: "127.0.0.1",
+    PAYVAULT_LOG_LEVEL: "info",
+  };
+  if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;
+  return startServerProcess({
+    name,
+    script: join(DIST, name === "vault" ? "cli/main.js" : "bench/baseline-server.js"),
+    args: name === "vault" ? ["serve"] : [],
+    nodeArgs,
+    env,
+    port,
+    logFile: join(workDir, `${name}.log`),
+  });
+}
+
+/** One driver's whole run: stores, both servers, every scenario; everything stopped afterwards. */
+export async function benchDriver(
+  driver: Driver,
+  settings: BenchSettings,
+  cards: TestCardSource,
+): Promise<DriverRun> {
+  const databaseUrl = process.env.DATABASE_URL;
+  const workDir = await mkdtemp(join(tmpdir(), `payvault-bench-${driver}-`));
+  const profileDir = join(workDir, "profile");
+  const stores = await openStores(driver, databaseUrl);
+  const servers: ServerProcess[] = [];
+  try {
+    const profiling = settings.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+    const vault = await startServer("vault", workDir, stores.vaultUrl, profiling);
+    servers.push(vault);
+    const baseline = await startServer("baseline", workDir, stores.bareUrl, []);
+    servers.push(baseline);
+    const key = await readBootstrapKey(join(workDir, "vault"));
+    const ctx = {
+      settings,
+      servers: { vault, baseline },
+      authorization: `Bearer ${key}`,
+      cards,
+      workDir,
+    };
+    const scenarios = await runScenarios(ctx);
+    const memory = { vault: await memoryOf(vault.pid), baseline: await memoryOf(baseline.pid) };
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    return {
+      driver,
+      postgresVersion:
+        driver === "postgres" && databaseUrl ? await postgresVersion(databaseUrl) : undefined,
+      scenarios,
+      memory,
+      profile: settings.profile
+        ? await keepProfile(profileDir, settings.outDir, driver, scenarios)
+        : undefined,
+    };
+  } finally {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    await stores.cleanUp();
+    if (process.env.BENCH_KEEP_WORKDIR === "1") process.stderr.write(`bench: kept ${workDir}\n`);
+    else await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Copies the vault's CPU profile out of the work dir (it holds no card data) and summarises it. */
+async function keepProfile(
+  profileDir: string,
+  outDir: string,
+  driver: Driver,
+  scenarios: readonly ScenarioResult[],
+) {
+  const { file, profile } = await readProfileIn(profileDir);
+  await mkdir(outDir, { recursive: true });
+  const kept = join(outDir, `vault-${driver}-${basename(file)}`);
+  await copyFile(file, kept);
+  const byScenario: Record<string, ProfileSummary> = {};
+  for (const s of scenarios) {
+    if (s.server === "vault") byScenario[s.name] = summarise(profile, s.window, 25);
+  }
+  return { file: kept, byScenario };
+}

@@ -1,0 +1,124 @@
+import type { BenchSettings } from "./bench-settings.js";
+import type { DriverRun } from "./driver-run.js";
+import { BASELINE_OF, checkTargets, failedOf, ratioToBaseline } from "./targets.js";
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+
+function scenarioRows(run: DriverRun): string[][] {
+  const echo = run.scenarios.find((s) => s.name === "echo");
+  return run.scenarios.map((s) => {
+    const ratio = ratioToBaseline(run, s.name);
+    const rate =
+      s.itemsPerSecond === undefined
+        ? `${fmt(s.okPerSecond)} req/s`
+        : `${fmt(s.itemsPerSecond)} cards/s`;
+    return [
+      s.name,
+      s.server,
+      s.targetRate > 0 ? `${rate} (held ${fmt(s.targetRate)})` : rate,
+      s.latencyMs.p50.toFixed(2),
+      s.latencyMs.p99.toFixed(2),
+      ratio === undefined ? "" : `${ratio.toFixed(2)} of ${BASELINE_OF[s.name]}`,
+      echo === undefined || s.targetRate > 0 ? "" : (s.okPerSecond / echo.okPerSecond).toFixed(2),
+      `${s.serverCpuPercent}%`,
+      String(s.serverMaxRssMB),
+      String(failedOf(s)),
+    ];
+  });
+}
+
+/** The human-readable result of one driver: scenarios, then the targets, then any failure detail. */
+export function formatDriverRun(run: DriverRun, settings: BenchSettings, tool: string): string {
+  const head =
+    `payvault bench — ${run.driver}${run.postgresVersion ? ` ${run.postgresVersion}` : ""} — ${tool}, ` +
+    `${settings.connections} connections (batch: ${settings.batchConnections} × ${settings.batchSize} cards), ` +
+    `${settings.seconds} s per scenario after ${settings.warmupSeconds} s warm-up`;
+  const scenarios = table(
+    [
+      "scenario",
+      "server",
+      "throughput",
+      "p50 ms",
+      "p99 ms",
+      "vs baseline",
+      "vs echo",
+      "cpu",
+      "max RSS MB",
+      "failed",
+    ],
+    scenarioRows(run),
+  );
+  const targets = table(
+    ["target", "", "measured", "met"],
+    checkTargets(run).map((t) => [
+      t.target,
+      "",
+      t.measured,
+      t.met === undefined ? "-" : t.met ? "yes" : "NO",
+    ]),
+  );
+  const memory = (["vault", "baseline"] as const)
+    .map((name) => {
+      const m = run.memory[name];
+      return m === undefined
+        ? `${name}: gone`
+        : `${name}: peak ${fmt(m.peakRssMB)} MB, now ${fmt(m.rssMB)} MB`;
+    })
+    .join("; ");
+  return [
+    head,
+    "",
+    scenarios,
+    "",
+    `server RSS (VmHWM / VmRSS at the end) — ${memory}`,
+    "",
+    targets,
+    failures(run),
+  ]
+    .filter((part) => part !== undefined)
+    .join("\n");
+}
+
+function failures(run: DriverRun): string | undefined {
+  const lines = run.scenarios.flatMap((s) => {
+    if (failedOf(s) === 0 && s.problemCount === 0) return [];
+    const statuses = Object.entries(s.statuses)
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(", ");
+    return [
+      `${s.name}: ${s.failures.status} error statuses, ${s.failures.socket} socket errors, ${s.failures.timeout} timeouts; logged: ${statuses}`,
+      ...s.problems.map((p) => `    ${p}`),
+      ...(s.problemCount > s.problems.length
+        ? [`    … ${s.problemCount - s.problems.length} more`]
+        : []),
+    ];
+  });
+  return lines.length === 0 ? undefined : ["", "failures:", ...lines].join("\n");
+}
+
+/** Where the vault's CPU went in each of its scenarios (BENCH_PROFILE=1). */
+export function formatProfile(profile: NonNullable<DriverRun["profile"]>): string {
+  const parts = [`vault CPU profile: ${profile.file}`];
+  for (const [name, summary] of Object.entries(profile.byScenario)) {
+    const busy = summary.busyMs + summary.idleMs;
+    parts.push(
+      "",
+      `${name}: busy ${fmt(summary.busyMs)} ms of ${fmt(busy)} ms sampled; self time by category, then by function:`,
+      ...summary.categories
+        .slice(0, 12)
+        .map((c) => `  ${c.percent.toFixed(1).padStart(5)}%  ${c.name}`),
+      "",
+      ...summary.functions
+        .slice(0, 20)
+        .map((f) => `  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}`),
+    );
+  }
+  return `${parts.join("\n")}\n\n`;
+}

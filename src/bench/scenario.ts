@@ -1,0 +1,124 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { BenchSettings } from "./bench-settings.js";
+import type { Window } from "./cpu-profile.js";
+import { monotonicUs } from "./cpu-profile.js";
+import type { LogDigest } from "./server-log.js";
+import { digestLog, logOffset } from "./server-log.js";
+import type { ServerProcess } from "./server-process.js";
+import type { TestCardSource } from "./test-cards.js";
+import type { LoadResult } from "./wrk-runner.js";
+import { runWrk } from "./wrk-runner.js";
+import type { Workload } from "./wrk-script.js";
+import { CARD_STRIDE } from "./wrk-script.js";
+
+export type ServerRole = "vault" | "baseline";
+
+export interface ScenarioSpec {
+  readonly name: string;
+  readonly server: ServerRole;
+  readonly workload: Workload;
+  readonly connections: number;
+  /** Requests per second to hold; 0 for as many as the server can answer. */
+  readonly rate: number;
+  /** Cards per request (batch tokenize), else 1. */
+  readonly itemsPerRequest: number;
+  readonly authorized: boolean;
+}
+
+export interface ScenarioResult {
+  readonly name: string;
+  readonly server: ServerRole;
+  readonly connections: number;
+  readonly targetRate: number;
+  readonly seconds: number;
+  readonly responses: number;
+  /** Responses with status < 400, per second. */
+  readonly okPerSecond: number;
+  /** Batch tokenize: cards actually tokenized (item status 201) per second. */
+  readonly itemsPerSecond: number | undefined;
+  readonly latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  readonly failures: { status: number; socket: number; timeout: number };
+  readonly statuses: Record<string, number>;
+  readonly problems: LogDigest["problems"];
+  readonly problemCount: number;
+  readonly serverCpuPercent: number;
+  readonly serverMaxRssMB: number;
+  /** The measured span on the monotonic clock (to cut a CPU profile to this scenario). */
+  readonly window: Window;
+}
+
+export interface ScenarioContext {
+  readonly settings: BenchSettings;
+  readonly servers: Readonly<Record<ServerRole, ServerProcess>>;
+  readonly authorization: string;
+  readonly cards: TestCardSource;
+  readonly workDir: string;
+}
+
+function load(spec: ScenarioSpec, ctx: ScenarioContext, seconds: number): Promise<LoadResult> {
+  const { settings, cards } = ctx;
+  const server = ctx.servers[spec.server];
+  const usesCards = spec.workload.kind === "card" || spec.workload.kind === "batch";
+  return runWrk({
+    url: server.url,
+    connections: spec.connections,
+    threads: settings.threads,
+    seconds,
+    serverPid: server.pid,
+    workDir: ctx.workDir,
+    script: {
+      workload: spec.workload,
+      authorization: spec.authorized ? ctx.authorization : undefined,
+      // Every run gets fresh counter ranges, so no card is ever sent twice in one bench.
+      cardStart: usesCards ? cards.take(settings.threads * CARD_STRIDE) : 0,
+      expMonth: cards.expMonth,
+      expYear: cards.expYear,
+      ratePerThread: spec.rate / settings.threads,
+    },
+  });
+}
+
+/** A warm-up (at peak only), then the measured run, then what the server logged meanwhile. */
+export async function runScenario(
+  spec: ScenarioSpec,
+  ctx: ScenarioContext,
+): Promise<ScenarioResult> {
+  if (spec.rate === 0) await load(spec, ctx, ctx.settings.warmupSeconds);
+  const server = ctx.servers[spec.server];
+  const offset = await logOffset(server.logFile);
+  const startUs = monotonicUs();
+  const { wrk, server: use } = await load(spec, ctx, ctx.settings.seconds);
+  const window = { startUs, endUs: monotonicUs() };
+  await sleep(500); // pino writes asynchronously: let the last lines land
+  const log = await digestLog(server.logFile, offset);
+  const seconds = wrk.duration_us / 1e6;
+  const ms = (us: number) => Math.round(us / 10) / 100;
+  return {
+    name: spec.name,
+    server: spec.server,
+    connections: spec.connections,
+    targetRate: spec.rate,
+    seconds,
+    responses: wrk.requests,
+    okPerSecond: (wrk.requests - wrk.errors.status) / seconds,
+    itemsPerSecond: spec.itemsPerRequest > 1 ? wrk.batch_items_created / seconds : undefined,
+    latencyMs: {
+      p50: ms(wrk.latency_us.p50),
+      p90: ms(wrk.latency_us.p90),
+      p99: ms(wrk.latency_us.p99),
+      max: ms(wrk.latency_us.max),
+      mean: ms(wrk.latency_us.mean),
+    },
+    failures: {
+      status: wrk.errors.status,
+      socket: wrk.errors.connect + wrk.errors.read + wrk.errors.write,
+      timeout: wrk.errors.timeout,
+    },
+    statuses: log.statuses,
+    problems: log.problems,
+    problemCount: log.problemCount,
+    serverCpuPercent: Math.round(use.cpuPercent),
+    serverMaxRssMB: Math.round(use.maxRssMB),
+    window,
+  };
+}

@@ -1,0 +1,182 @@
+import { TEST_BIN } from "./test-cards.js";
+
+/** What each request of a wrk run carries. */
+export type Workload =
+  /** The same request every time (the echo baseline). */
+  | {
+      readonly kind: "fixed";
+      readonly method: string;
+      readonly path: string;
+      readonly body: string;
+    }
+  /** `{"card": …}` with a new test card each time (tokenize, bare INSERT). */
+  | { readonly kind: "card"; readonly path: string }
+  /** `{"cards": [{"card": …} × size]}` with new test cards (batch tokenize). */
+  | { readonly kind: "batch"; readonly path: string; readonly size: number }
+  /** prefix + id + suffix, cycling over the ids in a file (reveal, bare SELECT). */
+  | {
+      readonly kind: "ids";
+      readonly method: string;
+      readonly pathPrefix: string;
+      readonly pathSuffix: string;
+      readonly idsFile: string;
+      readonly body: string | undefined;
+    };
+
+export interface ScriptOptions {
+  readonly workload: Workload;
+  readonly authorization: string | undefined;
+  /** First card counter value; each wrk thread starts CARD_STRIDE further on. */
+  readonly cardStart: number;
+  readonly expMonth: number;
+  readonly expYear: number;
+  /** Requests per second per wrk thread; 0 = as fast as the server answers. */
+  readonly ratePerThread: number;
+}
+
+/** Cards one wrk thread may use in one run before it would reach the next thread's. */
+export const CARD_STRIDE = 10_000_000;
+
+function luaString(value: string): string {
+  if (!/^[\x20-\x7e]*$/.test(value)) throw new Error("wrk script values must be printable ASCII");
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+function luaConfig(options: ScriptOptions): string {
+  const w = options.workload;
+  const entries: Record<string, string> = {
+    kind: luaString(w.kind),
+    auth: options.authorization === undefined ? "nil" : luaString(options.authorization),
+    card_start: String(options.cardStart),
+    stride: String(CARD_STRIDE),
+    bin: luaString(TEST_BIN),
+    exp_month: String(options.expMonth),
+    exp_year: String(options.expYear),
+    rate: String(options.ratePerThread),
+    method: luaString(w.kind === "fixed" || w.kind === "ids" ? w.method : "POST"),
+    path: luaString(w.kind === "ids" ? w.pathPrefix : w.path),
+    path_suffix: luaString(w.kind === "ids" ? w.pathSuffix : ""),
+    body:
+      w.kind === "fixed" || (w.kind === "ids" && w.body !== undefined)
+        ? luaString(w.body ?? "")
+        : "nil",
+    batch: String(w.kind === "batch" ? w.size : 0),
+    ids_file: w.kind === "ids" ? luaString(w.idsFile) : "nil",
+  };
+  const fields = Object.entries(entries).map(([k, v]) => `  ${k} = ${v},`);
+  return `local cfg = {\n${fields.join("\n")}\n}\n`;
+}
+
+/**
+ * A wrk Lua script (wrk 4.1, LuaJIT) for one workload. Card numbers are made inside wrk, per
+ * request, the way TestCardSource makes them: 424242 + a 9-digit counter + the Luhn digit.
+ * With a rate, delay() paces each thread on a fixed schedule (LuaJIT FFI monotonic clock);
+ * a schedule more than a second behind is reset rather than caught up in a burst.
+ * done() prints one `BENCH_RESULT {json}` line that the runner parses.
+ */
+export function wrkScript(options: ScriptOptions): string {
+  return luaConfig(options) + LUA_BODY;
+}
+
+const LUA_BODY = String.raw`
+local threads = {}
+function setup(thread)
+  thread:set("thread_index", #threads)
+  table.insert(threads, thread)
+end
+
+created = 0
+local counter, ids, id_pos, headers, fixed_request
+
+function init(args)
+  counter = cfg.card_start + (thread_index or 0) * cfg.stride
+  headers = {}
+  if cfg.body ~= nil or cfg.kind == "card" or cfg.kind == "batch" then
+    headers["Content-Type"] = "application/json"
+  end
+  if cfg.auth ~= nil then headers["Authorization"] = cfg.auth end
+  if cfg.kind == "fixed" then fixed_request = wrk.format(cfg.method, cfg.path, headers, cfg.body) end
+  if cfg.ids_file ~= nil then
+    ids = {}
+    for line in io.lines(cfg.ids_file) do
+      if #line > 0 then ids[#ids + 1] = line end
+    end
+    id_pos = ((thread_index or 0) * 7919) % #ids
+  end
+end
+
+local function luhn_digit(partial)
+  local sum, double = 0, true
+  for i = #partial, 1, -1 do
+    local d = partial:byte(i) - 48
+    if double then
+      d = d * 2
+      if d > 9 then d = d - 9 end
+    end
+    sum = sum + d
+    double = not double
+  end
+  return (10 - sum % 10) % 10
+end
+
+local function card()
+  local partial = cfg.bin .. string.format("%09d", counter % 1000000000)
+  counter = counter + 1
+  return '{"card":{"number":"' .. partial .. luhn_digit(partial) .. '","exp_month":' ..
+    cfg.exp_month .. ',"exp_year":' .. cfg.exp_year .. '}}'
+end
+
+function request()
+  if cfg.kind == "fixed" then return fixed_request end
+  if cfg.kind == "card" then return wrk.format("POST", cfg.path, headers, card()) end
+  if cfg.kind == "batch" then
+    local parts = {}
+    for i = 1, cfg.batch do parts[i] = card() end
+    return wrk.format("POST", cfg.path, headers, '{"cards":[' .. table.concat(parts, ",") .. ']}')
+  end
+  id_pos = id_pos % #ids + 1
+  return wrk.format(cfg.method, cfg.path .. ids[id_pos] .. cfg.path_suffix, headers, cfg.body)
+end
+
+if cfg.kind == "batch" then
+  -- A batch answers 200 even when items fail: count the items that were really tokenized.
+  function response(status, headers, body)
+    if status == 200 then
+      local _, n = string.gsub(body, '"status":201', "")
+      created = created + n
+    end
+  end
+end
+
+if cfg.rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef("typedef struct { long sec; long nsec; } bench_timespec; int clock_gettime(int, bench_timespec *);")
+  local ts = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.sec) * 1000 + tonumber(ts.nsec) / 1e6
+  end
+  local interval, next_at = 1000 / cfg.rate, nil
+  function delay()
+    local now = now_ms()
+    if next_at == nil or next_at < now - 1000 then next_at = now end
+    local wait = next_at - now
+    next_at = next_at + interval
+    if wait < 1 then return 0 end
+    return math.floor(wait)
+  end
+end
+
+function done(summary, latency, requests)
+  local made = 0
+  for _, t in ipairs(threads) do made = made + (t:get("created") or 0) end
+  local e = summary.errors
+  io.write(string.format(
+    '\nBENCH_RESULT {"requests":%.0f,"duration_us":%.0f,"bytes":%.0f,' ..
+    '"errors":{"connect":%.0f,"read":%.0f,"write":%.0f,"status":%.0f,"timeout":%.0f},' ..
+    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},"batch_items_created":%.0f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, made))
+end
+`;
