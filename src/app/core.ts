@@ -71,21 +71,15 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     await migrate(db);
     const keyManager =
       overrides.keyManager ?? (await LocalKeyManager.open(config.kekFile, { create: true }));
-    keys = new KeyRing(db, keyManager, clock);
-    const audit = new AuditTrail(keys, clock);
     const kek = keyManager.describe();
-    keys.onKeyCreated((key) => {
-      void audit
-        .record(db, {
-          tenantId: key.owner === SYSTEM_KEY_OWNER ? undefined : key.owner,
-          actor: "system",
-          action: "key.create",
-          objectId: key.id,
-          outcome: "success",
-          details: { purpose: key.purpose, kek_id: kek.kekId, algorithm: "AES-256" },
-        })
-        .catch(() => undefined);
+    // The ring and the trail need each other: the ring audits each key it creates, the trail
+    // MACs events with the ring's audit key.
+    let audit: AuditTrail | undefined;
+    keys = new KeyRing(db, keyManager, clock, {
+      cacheTtlMs: 5 * 60_000,
+      auditCreation: (key) => (audit as AuditTrail).keyCreated(key, kek),
     });
+    audit = new AuditTrail(keys, clock);
     // The vault's own keys are loaded before anything else runs (they stay resident).
     await keys.activeKey(SYSTEM_KEY_OWNER, "audit");
     await keys.activeKey(SYSTEM_KEY_OWNER, "apikey");

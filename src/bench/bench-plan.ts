@@ -29,59 +29,60 @@ export function wanted(settings: BenchSettings, name: ScenarioName): boolean {
   return Object.entries(HALF_RATE_OF).some(([half, peak]) => peak === name && only.includes(half));
 }
 
-/** Peak-rate scenarios (baseline before the vault scenario it is compared with). */
+export type PeakName = Exclude<ScenarioName, "tokenize@half" | "reveal@half">;
+
+interface PlanInput {
+  readonly settings: BenchSettings;
+  readonly idsFile: { readonly vault: string; readonly bare: string };
+}
+
+type Shape = Pick<ScenarioSpec, "server" | "authorized" | "workload"> &
+  Partial<Pick<ScenarioSpec, "connections" | "itemsPerRequest">>;
+
+/** What each peak scenario sends, and to which server. */
+const SHAPES: Readonly<Record<PeakName, (input: PlanInput) => Shape>> = {
+  echo: () => ({
+    server: "baseline",
+    authorized: false,
+    workload: { kind: "fixed", method: "POST", path: "/echo", body: ECHO_BODY },
+  }),
+  "bare-insert": () => ({
+    server: "baseline",
+    authorized: false,
+    workload: { kind: "card", path: "/bare/insert" },
+  }),
+  tokenize: () => ({
+    server: "vault",
+    authorized: true,
+    workload: { kind: "card", path: "/v1/tokens" },
+  }),
+  "batch-tokenize": ({ settings }) => ({
+    server: "vault",
+    authorized: true,
+    connections: settings.batchConnections,
+    itemsPerRequest: settings.batchSize,
+    workload: { kind: "batch", path: "/v1/tokens/batch", size: settings.batchSize },
+  }),
+  "bare-select": ({ idsFile }) => ({
+    server: "baseline",
+    authorized: false,
+    workload: idsWorkload("GET", "/bare/select/", "", idsFile.bare, undefined),
+  }),
+  reveal: ({ idsFile }) => ({
+    server: "vault",
+    authorized: true,
+    workload: idsWorkload("POST", "/v1/tokens/", "/reveal", idsFile.vault, REVEAL_BODY),
+  }),
+};
+
+/** A peak-rate scenario: as many requests as the server answers over `connections`. */
 export function peakScenario(
-  name: Exclude<ScenarioName, "tokenize@half" | "reveal@half">,
+  name: PeakName,
   settings: BenchSettings,
-  idsFile: { vault: string; bare: string },
+  connections: number,
+  idsFile: PlanInput["idsFile"],
 ): ScenarioSpec {
-  const base = { name, connections: settings.connections, rate: 0, itemsPerRequest: 1 };
-  switch (name) {
-    case "echo":
-      return {
-        ...base,
-        server: "baseline",
-        authorized: false,
-        workload: { kind: "fixed", method: "POST", path: "/echo", body: ECHO_BODY },
-      };
-    case "bare-insert":
-      return {
-        ...base,
-        server: "baseline",
-        authorized: false,
-        workload: { kind: "card", path: "/bare/insert" },
-      };
-    case "tokenize":
-      return {
-        ...base,
-        server: "vault",
-        authorized: true,
-        workload: { kind: "card", path: "/v1/tokens" },
-      };
-    case "batch-tokenize":
-      return {
-        ...base,
-        server: "vault",
-        authorized: true,
-        connections: settings.batchConnections,
-        itemsPerRequest: settings.batchSize,
-        workload: { kind: "batch", path: "/v1/tokens/batch", size: settings.batchSize },
-      };
-    case "bare-select":
-      return {
-        ...base,
-        server: "baseline",
-        authorized: false,
-        workload: idsWorkload("GET", "/bare/select/", "", idsFile.bare, undefined),
-      };
-    case "reveal":
-      return {
-        ...base,
-        server: "vault",
-        authorized: true,
-        workload: idsWorkload("POST", "/v1/tokens/", "/reveal", idsFile.vault, REVEAL_BODY),
-      };
-  }
+  return { name, connections, rate: 0, itemsPerRequest: 1, ...SHAPES[name]({ settings, idsFile }) };
 }
 
 /** The same load as a peak scenario, held at `rate` requests per second. */

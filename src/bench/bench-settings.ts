@@ -2,13 +2,23 @@
  * What one `npm run bench` does, from BENCH_* environment variables, so a smoke run is
  * `BENCH_SECONDS=1 BENCH_WARMUP_SECONDS=1 npm run bench`.
  */
+export type Driver = "pglite" | "postgres";
+
+/**
+ * Connections per driver, chosen by sweeping 4–64 on both (see README.md): PGlite runs every
+ * query on the vault's one thread, so a few requests in flight keep it busy and more only queue
+ * (its throughput fell 4–5× from 16 to 32 connections); PostgreSQL needs enough in flight to
+ * keep the pool's 10 connections busy while the vault parses, encrypts and writes responses.
+ */
+const DEFAULT_CONNECTIONS: Readonly<Record<Driver, number>> = { pglite: 8, postgres: 32 };
+
 export interface BenchSettings {
   /** Length of each measured scenario. */
   readonly seconds: number;
   /** Unmeasured load before each scenario, so the JIT and the database caches are warm. */
   readonly warmupSeconds: number;
   /** Keep-alive connections for the single-item scenarios (vault and baselines alike). */
-  readonly connections: number;
+  readonly connections: Readonly<Record<Driver, number>>;
   /** Connections for batch tokenize: a few 1,000-card requests in flight keep the vault busy. */
   readonly batchConnections: number;
   readonly batchSize: number;
@@ -19,7 +29,12 @@ export interface BenchSettings {
   /** Only these scenarios (and what they need), or all when empty. */
   readonly only: readonly string[];
   /** BENCH_DRIVERS: pglite and/or postgres (postgres needs DATABASE_URL); default every one possible. */
-  readonly drivers: readonly ("pglite" | "postgres")[];
+  readonly drivers: readonly Driver[];
+  /**
+   * BENCH_SERVER_ENV: extra `PAYVAULT_*=value` settings (space-separated) for both servers, for
+   * experiments such as `PAYVAULT_DB_POOL_SIZE=20` or `PAYVAULT_AUDIT_SEAL_INTERVAL_MS=60000`.
+   */
+  readonly serverEnv: Readonly<Record<string, string>>;
   /** Write a V8 CPU profile of the vault (node --cpu-prof) and summarise it per scenario. */
   readonly profile: boolean;
   readonly outDir: string;
@@ -39,7 +54,10 @@ export function loadBenchSettings(): BenchSettings {
   return {
     seconds: positive("BENCH_SECONDS", 10, 600),
     warmupSeconds: positive("BENCH_WARMUP_SECONDS", 3, 60),
-    connections: positive("BENCH_CONNECTIONS", 32, 1000),
+    connections: {
+      pglite: positive("BENCH_CONNECTIONS", DEFAULT_CONNECTIONS.pglite, 1000),
+      postgres: positive("BENCH_CONNECTIONS", DEFAULT_CONNECTIONS.postgres, 1000),
+    },
     batchConnections: positive("BENCH_BATCH_CONNECTIONS", 4, 100),
     batchSize: positive("BENCH_BATCH_SIZE", 1000, 1000),
     revealTokens: positive("BENCH_REVEAL_TOKENS", 10_000, 1_000_000),
@@ -49,12 +67,13 @@ export function loadBenchSettings(): BenchSettings {
       .map((s) => s.trim())
       .filter((s) => s !== ""),
     drivers: drivers(),
+    serverEnv: serverEnv(process.env.BENCH_SERVER_ENV ?? ""),
     profile: process.env.BENCH_PROFILE === "1",
     outDir: process.env.BENCH_OUT_DIR || "bench-results",
   };
 }
 
-function drivers(): ("pglite" | "postgres")[] {
+function drivers(): Driver[] {
   const possible = process.env.DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
   const asked = (process.env.BENCH_DRIVERS ?? "").split(",").filter((d) => d !== "");
   for (const d of asked) {
@@ -63,5 +82,15 @@ function drivers(): ("pglite" | "postgres")[] {
         `BENCH_DRIVERS: ${d} is not one of ${possible.join(", ")} (postgres needs DATABASE_URL)`,
       );
   }
-  return (asked.length > 0 ? asked : possible) as ("pglite" | "postgres")[];
+  return (asked.length > 0 ? asked : possible) as Driver[];
+}
+
+function serverEnv(raw: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of raw.split(/\s+/).filter((p) => p !== "")) {
+    const match = /^(PAYVAULT_[A-Z0-9_]+)=(.*)$/.exec(pair);
+    if (match === null) throw new Error(`BENCH_SERVER_ENV: ${pair} is not PAYVAULT_NAME=value`);
+    env[match[1] as string] = match[2] as string;
+  }
+  return env;
 }

@@ -2,7 +2,7 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { BenchSettings } from "./bench-settings.js";
+import type { BenchSettings, Driver } from "./bench-settings.js";
 import type { ProfileSummary } from "./cpu-profile.js";
 import { readProfileIn, summarise } from "./cpu-profile.js";
 import { PostgresSchema, postgresVersion } from "./postgres-schema.js";
@@ -15,12 +15,13 @@ import type { ServerProcess } from "./server-process.js";
 import { freePort, startServerProcess } from "./server-process.js";
 import type { TestCardSource } from "./test-cards.js";
 
-export type Driver = "pglite" | "postgres";
-
 export interface DriverRun {
   readonly driver: Driver;
+  readonly connections: number;
   readonly postgresVersion: string | undefined;
   readonly scenarios: readonly ScenarioResult[];
+  /** VmRSS of each server once it answered /healthz (store opened, migrations run, idle). */
+  readonly memoryAfterStart: Readonly<Record<"vault" | "baseline", MemoryStatus | undefined>>;
   /** VmHWM / VmRSS of each server once the last scenario is done. */
   readonly memory: Readonly<Record<"vault" | "baseline", MemoryStatus | undefined>>;
   /** With BENCH_PROFILE=1: the vault's CPU profile, summarised for each vault scenario. */
@@ -64,11 +65,13 @@ async function startServer(
   workDir: string,
   databaseUrl: string | undefined,
   nodeArgs: readonly string[],
+  extraEnv: Readonly<Record<string, string>>,
 ): Promise<ServerProcess> {
   const dataDir = join(workDir, name);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const port = await freePort();
   const env: Record<string, string> = {
+    ...extraEnv,
     PAYVAULT_DATA_DIR: dataDir,
     PAYVAULT_PORT: String(port),
     PAYVAULT_HOST: "127.0.0.1",
@@ -92,44 +95,78 @@ export async function benchDriver(
   settings: BenchSettings,
   cards: TestCardSource,
 ): Promise<DriverRun> {
-  const databaseUrl = process.env.DATABASE_URL;
   const workDir = await mkdtemp(join(tmpdir(), `payvault-bench-${driver}-`));
-  const profileDir = join(workDir, "profile");
-  const stores = await openStores(driver, databaseUrl);
+  const stores = await openStores(driver, process.env.DATABASE_URL);
   const servers: ServerProcess[] = [];
   try {
-    const profiling = settings.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-    const vault = await startServer("vault", workDir, stores.vaultUrl, profiling);
-    servers.push(vault);
-    const baseline = await startServer("baseline", workDir, stores.bareUrl, []);
-    servers.push(baseline);
-    const key = await readBootstrapKey(join(workDir, "vault"));
-    const ctx = {
-      settings,
-      servers: { vault, baseline },
-      authorization: `Bearer ${key}`,
-      cards,
-      workDir,
-    };
-    const scenarios = await runScenarios(ctx);
-    const memory = { vault: await memoryOf(vault.pid), baseline: await memoryOf(baseline.pid) };
-    await Promise.all(servers.splice(0).map((s) => s.stop()));
-    return {
-      driver,
-      postgresVersion:
-        driver === "postgres" && databaseUrl ? await postgresVersion(databaseUrl) : undefined,
-      scenarios,
-      memory,
-      profile: settings.profile
-        ? await keepProfile(profileDir, settings.outDir, driver, scenarios)
-        : undefined,
-    };
+    return await measure({ driver, settings, cards, workDir, stores }, servers);
   } finally {
     await Promise.allSettled(servers.map((s) => s.stop()));
     await stores.cleanUp();
     if (process.env.BENCH_KEEP_WORKDIR === "1") process.stderr.write(`bench: kept ${workDir}\n`);
     else await rm(workDir, { recursive: true, force: true });
   }
+}
+
+interface RunInput {
+  readonly driver: Driver;
+  readonly settings: BenchSettings;
+  readonly cards: TestCardSource;
+  readonly workDir: string;
+  readonly stores: Stores;
+}
+
+/** Starts both servers (pushing each onto `servers`, so the caller can always stop them). */
+async function measure(input: RunInput, servers: ServerProcess[]): Promise<DriverRun> {
+  const { driver, settings, cards, workDir, stores } = input;
+  const profileDir = join(workDir, "profile");
+  const profiling = settings.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const env = settings.serverEnv;
+  await initialise(workDir, stores, env);
+  const vault = await startServer("vault", workDir, stores.vaultUrl, profiling, env);
+  servers.push(vault);
+  const baseline = await startServer("baseline", workDir, stores.bareUrl, [], env);
+  servers.push(baseline);
+  const memoryAfterStart = await memoryOfBoth(vault, baseline);
+  const key = await readBootstrapKey(join(workDir, "vault"));
+  const connections = settings.connections[driver];
+  const scenarios = await runScenarios({
+    settings,
+    connections,
+    servers: { vault, baseline },
+    authorization: `Bearer ${key}`,
+    cards,
+    workDir,
+  });
+  const memory = await memoryOfBoth(vault, baseline);
+  // The vault writes its CPU profile as it exits.
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+  const profile = settings.profile
+    ? await keepProfile(profileDir, settings.outDir, driver, scenarios)
+    : undefined;
+  const version = stores.vaultUrl ? await postgresVersion(stores.vaultUrl) : undefined;
+  return {
+    driver,
+    connections,
+    postgresVersion: version,
+    scenarios,
+    memoryAfterStart,
+    memory,
+    profile,
+  };
+}
+
+/**
+ * The first start makes the store, schema and bootstrap key (PGlite's initdb alone peaks near
+ * 800 MB RSS); the measured servers are restarts on that data, as a vault spends its life.
+ */
+async function initialise(workDir: string, stores: Stores, env: Readonly<Record<string, string>>) {
+  await (await startServer("vault", workDir, stores.vaultUrl, [], env)).stop();
+  await (await startServer("baseline", workDir, stores.bareUrl, [], env)).stop();
+}
+
+async function memoryOfBoth(vault: ServerProcess, baseline: ServerProcess) {
+  return { vault: await memoryOf(vault.pid), baseline: await memoryOf(baseline.pid) };
 }
 
 /** Copies the vault's CPU profile out of the work dir (it holds no card data) and summarises it. */

@@ -36,3 +36,28 @@ export async function cpuSecondsOf(pid: number): Promise<number | undefined> {
     return undefined;
   }
 }
+
+/** Bytes the process caused to be written to storage so far (write_bytes in /proc/pid/io). */
+export async function storageWritesOf(pid: number): Promise<number | undefined> {
+  try {
+    const io = await readFile(`/proc/${pid}/io`, "utf8");
+    const match = /^write_bytes: (\d+)$/m.exec(io);
+    return match === null ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Microseconds, since boot, that some task on the machine waited for a CPU or for I/O (Linux
+ * pressure stall information, /proc/pressure). Other work on the machine shows up here.
+ */
+export async function pressureStallUs(resource: "cpu" | "io"): Promise<number | undefined> {
+  try {
+    const text = await readFile(`/proc/pressure/${resource}`, "utf8");
+    const match = /^some .*total=(\d+)$/m.exec(text);
+    return match === null ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}

@@ -26,10 +26,13 @@ function scenarioRows(run: DriverRun): string[][] {
       s.latencyMs.p50.toFixed(2),
       s.latencyMs.p99.toFixed(2),
       ratio === undefined ? "" : `${ratio.toFixed(2)} of ${BASELINE_OF[s.name]}`,
-      echo === undefined || s.targetRate > 0 ? "" : (s.okPerSecond / echo.okPerSecond).toFixed(2),
+      echo === undefined || s.targetRate > 0 || s.itemsPerSecond !== undefined
+        ? ""
+        : (s.okPerSecond / echo.okPerSecond).toFixed(2),
       `${s.serverCpuPercent}%`,
       String(s.serverMaxRssMB),
       String(failedOf(s)),
+      `${s.machineCpuPressurePercent}% / ${s.machineIoPressurePercent}%`,
     ];
   });
 }
@@ -38,52 +41,46 @@ function scenarioRows(run: DriverRun): string[][] {
 export function formatDriverRun(run: DriverRun, settings: BenchSettings, tool: string): string {
   const head =
     `payvault bench — ${run.driver}${run.postgresVersion ? ` ${run.postgresVersion}` : ""} — ${tool}, ` +
-    `${settings.connections} connections (batch: ${settings.batchConnections} × ${settings.batchSize} cards), ` +
+    `${run.connections} connections (batch: ${settings.batchConnections} × ${settings.batchSize} cards), ` +
     `${settings.seconds} s per scenario after ${settings.warmupSeconds} s warm-up`;
-  const scenarios = table(
-    [
-      "scenario",
-      "server",
-      "throughput",
-      "p50 ms",
-      "p99 ms",
-      "vs baseline",
-      "vs echo",
-      "cpu",
-      "max RSS MB",
-      "failed",
-    ],
-    scenarioRows(run),
-  );
+  const scenarios = table(SCENARIO_COLUMNS, scenarioRows(run));
   const targets = table(
     ["target", "", "measured", "met"],
-    checkTargets(run).map((t) => [
-      t.target,
-      "",
-      t.measured,
-      t.met === undefined ? "-" : t.met ? "yes" : "NO",
-    ]),
+    checkTargets(run).map((t) => [t.target, "", t.measured, metText(t.met)]),
   );
-  const memory = (["vault", "baseline"] as const)
-    .map((name) => {
-      const m = run.memory[name];
-      return m === undefined
-        ? `${name}: gone`
-        : `${name}: peak ${fmt(m.peakRssMB)} MB, now ${fmt(m.rssMB)} MB`;
-    })
-    .join("; ");
-  return [
-    head,
-    "",
-    scenarios,
-    "",
-    `server RSS (VmHWM / VmRSS at the end) — ${memory}`,
-    "",
-    targets,
-    failures(run),
-  ]
+  return [head, "", scenarios, "", memoryLine(run), "", targets, failures(run)]
     .filter((part) => part !== undefined)
     .join("\n");
+}
+
+const SCENARIO_COLUMNS = [
+  "scenario",
+  "server",
+  "throughput",
+  "p50 ms",
+  "p99 ms",
+  "vs baseline",
+  "vs echo",
+  "cpu",
+  "max RSS MB",
+  "failed",
+  "cpu/io pressure",
+] as const;
+
+function metText(met: boolean | undefined): string {
+  if (met === undefined) return "-";
+  return met ? "yes" : "NO";
+}
+
+function memoryLine(run: DriverRun): string {
+  const parts = (["vault", "baseline"] as const).map((name) => {
+    const m = run.memory[name];
+    const started = run.memoryAfterStart[name]?.rssMB ?? Number.NaN;
+    return m === undefined
+      ? `${name}: gone`
+      : `${name}: peak ${fmt(m.peakRssMB)} MB (${fmt(started)} MB once started, ${fmt(m.rssMB)} MB at the end)`;
+  });
+  return `server RSS — ${parts.join("; ")}`;
 }
 
 function failures(run: DriverRun): string | undefined {

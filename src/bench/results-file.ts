@@ -51,6 +51,7 @@ export async function writeResults(
     settings: context.settings,
     machine: { ...context.machineAtStart, loadAverageAtEnd: machineInfo().loadAverage },
     scenarios: run.scenarios.map((s) => ({ ...s, ratioToBaseline: ratioToBaseline(run, s.name) })),
+    memoryAfterStart: run.memoryAfterStart,
     memory: run.memory,
     targets: checkTargets(run),
     profile: run.profile,

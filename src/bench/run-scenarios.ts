@@ -4,6 +4,7 @@ import { HALF_RATE_OF, halfRateScenario, peakScenario, wanted } from "./bench-pl
 import type { ScenarioContext, ScenarioResult } from "./scenario.js";
 import { runScenario } from "./scenario.js";
 import { seedBareRows, seedVaultTokens } from "./seed-data.js";
+import { failedOf } from "./targets.js";
 
 const PEAKS = [
   "echo",
@@ -17,7 +18,7 @@ const PEAKS = [
 function report(result: ScenarioResult): void {
   const rate = result.itemsPerSecond ?? result.okPerSecond;
   const unit = result.itemsPerSecond === undefined ? "req/s" : "cards/s";
-  const failed = result.failures.status + result.failures.socket + result.failures.timeout;
+  const failed = failedOf(result);
   process.stderr.write(
     `  ${result.name.padEnd(15)} ${Math.round(rate).toLocaleString("en-US").padStart(8)} ${unit}` +
       `  p99 ${result.latencyMs.p99} ms${failed > 0 ? `  FAILED ${failed}` : ""}\n`,
@@ -48,14 +49,14 @@ export async function runScenarios(ctx: ScenarioContext): Promise<ScenarioResult
         ids.vault,
       );
     }
-    const result = await runScenario(peakScenario(name, settings, ids), ctx);
+    const result = await runScenario(peakScenario(name, settings, ctx.connections, ids), ctx);
     report(result);
     results.push(result);
   }
   for (const [half, peakName] of Object.entries(HALF_RATE_OF)) {
     const peak = results.find((r) => r.name === peakName);
     if (peak === undefined || !wanted(settings, half as ScenarioName)) continue;
-    const spec = peakScenario(peakName as "tokenize" | "reveal", settings, ids);
+    const spec = peakScenario(peakName as "tokenize" | "reveal", settings, ctx.connections, ids);
     const result = await runScenario(halfRateScenario(spec, half, peak.okPerSecond / 2), ctx);
     report(result);
     results.push(result);

@@ -43,12 +43,18 @@ export interface ScenarioResult {
   readonly problemCount: number;
   readonly serverCpuPercent: number;
   readonly serverMaxRssMB: number;
+  readonly serverStorageWritesMB: number;
+  /** PSI: how much of the run other work made tasks wait for a CPU / for I/O (see ResourceUse). */
+  readonly machineCpuPressurePercent: number;
+  readonly machineIoPressurePercent: number;
   /** The measured span on the monotonic clock (to cut a CPU profile to this scenario). */
   readonly window: Window;
 }
 
 export interface ScenarioContext {
   readonly settings: BenchSettings;
+  /** Connections for this driver's single-item scenarios. */
+  readonly connections: number;
   readonly servers: Readonly<Record<ServerRole, ServerProcess>>;
   readonly authorization: string;
   readonly cards: TestCardSource;
@@ -91,6 +97,15 @@ export async function runScenario(
   const window = { startUs, endUs: monotonicUs() };
   await sleep(500); // pino writes asynchronously: let the last lines land
   const log = await digestLog(server.logFile, offset);
+  return toResult(spec, { wrk, server: use }, log, window);
+}
+
+function toResult(
+  spec: ScenarioSpec,
+  { wrk, server: use }: LoadResult,
+  log: LogDigest,
+  window: Window,
+): ScenarioResult {
   const seconds = wrk.duration_us / 1e6;
   const ms = (us: number) => Math.round(us / 10) / 100;
   return {
@@ -119,6 +134,9 @@ export async function runScenario(
     problemCount: log.problemCount,
     serverCpuPercent: Math.round(use.cpuPercent),
     serverMaxRssMB: Math.round(use.maxRssMB),
+    serverStorageWritesMB: use.storageWritesMB,
+    machineCpuPressurePercent: use.machineCpuPressurePercent,
+    machineIoPressurePercent: use.machineIoPressurePercent,
     window,
   };
 }

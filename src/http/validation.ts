@@ -41,7 +41,18 @@ export const SCHEMA_ISSUE_CODES = [
 function fieldPath(instancePath: string, extra?: string): string {
   const parts = instancePath.split("/").filter((p) => p !== "");
   if (extra !== undefined) parts.push(extra);
-  return parts.join(".");
+  return parts.map(safeSegment).join(".");
+}
+
+const PLAIN_SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/;
+const LONG_DIGIT_RUN = /\d{12}/;
+
+/**
+ * Object keys in a path are chosen by the client and could be anything, a card number
+ * included: a key that is not a plain name, or that holds a run of 12+ digits, is shown as `*`.
+ */
+function safeSegment(segment: string): string {
+  return PLAIN_SEGMENT.test(segment) && !LONG_DIGIT_RUN.test(segment) ? segment : "*";
 }
 
 /**

@@ -1,10 +1,11 @@
+import type { AuditEventRow } from "../audit/audit-event.js";
 import { DecryptionError } from "../crypto/decryption-error.js";
 import type { Purpose } from "../crypto/envelope.js";
 import { newId, randomBytes } from "../crypto/random.js";
 import { zeroize } from "../crypto/secret.js";
 import type { Clock } from "../services/clock.js";
 import type { DataKeyRow } from "../store/data-keys-repo.js";
-import { findDataKey, findLatestDataKey, insertDataKey } from "../store/data-keys-repo.js";
+import { findDataKey, findLatestDataKey, insertDataKeyAudited } from "../store/data-keys-repo.js";
 import type { SqlClient } from "../store/database.js";
 import type { KeyManager } from "./key-manager.js";
 
@@ -27,6 +28,18 @@ interface CacheEntry {
 export interface KeyRingOptions {
   /** How long an unwrapped DEK stays in memory after its last use. */
   readonly cacheTtlMs: number;
+  /**
+   * Builds the `key.create` audit event of a new key, which is inserted with it. It receives the
+   * new key's material because the audit key's own creation event is MACed with that key.
+   */
+  readonly auditCreation: (key: NewKey) => Promise<AuditEventRow>;
+}
+
+export interface NewKey {
+  readonly id: string;
+  readonly owner: string;
+  readonly purpose: Purpose;
+  readonly material: Buffer;
 }
 
 /**
@@ -40,17 +53,12 @@ export class KeyRing {
   private readonly activeIds = new Map<string, string>();
   private readonly loading = new Map<string, Promise<DataKey>>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly createdListeners: ((key: {
-    id: string;
-    owner: string;
-    purpose: Purpose;
-  }) => void)[] = [];
 
   constructor(
     private readonly db: SqlClient,
     private readonly keyManager: KeyManager,
     private readonly clock: Clock,
-    private readonly options: KeyRingOptions = { cacheTtlMs: 5 * 60_000 },
+    private readonly options: KeyRingOptions,
   ) {
     this.sweeper = setInterval(() => this.evictExpired(), Math.min(options.cacheTtlMs, 60_000));
     this.sweeper.unref();
@@ -80,11 +88,6 @@ export class KeyRing {
     return key;
   }
 
-  /** Called (asynchronously) for every DEK this ring creates, for the audit trail. */
-  onKeyCreated(listener: (key: { id: string; owner: string; purpose: Purpose }) => void): void {
-    this.createdListeners.push(listener);
-  }
-
   close(): void {
     clearInterval(this.sweeper);
     for (const entry of this.byId.values()) zeroize(entry.key.material);
@@ -101,25 +104,23 @@ export class KeyRing {
   private async createKey(owner: string, purpose: Purpose): Promise<DataKeyRow> {
     const id = newId("dek");
     const material = randomBytes(32);
-    const wrapped = await this.keyManager.wrapKey(material, { dekId: id, owner, purpose });
-    zeroize(material);
-    const row: DataKeyRow = {
-      id,
-      owner,
-      purpose,
-      version: 1,
-      wrapped: wrapped.ciphertext,
-      kek_id: wrapped.kekId,
-      kek_version: wrapped.kekVersion,
-      created_at: this.clock.now(),
-    };
-    if (await insertDataKey(this.db, row)) {
-      // After the caller has the key (the audit key itself is created through here too).
-      const created = { id, owner, purpose };
-      setImmediate(() => {
-        for (const listener of this.createdListeners) listener(created);
-      });
-      return row;
+    try {
+      const wrapped = await this.keyManager.wrapKey(material, { dekId: id, owner, purpose });
+      const row: DataKeyRow = {
+        id,
+        owner,
+        purpose,
+        version: 1,
+        wrapped: wrapped.ciphertext,
+        kek_id: wrapped.kekId,
+        kek_version: wrapped.kekVersion,
+        created_at: this.clock.now(),
+      };
+      // The creation and its audit event are one statement: no key exists unaudited.
+      const event = await this.options.auditCreation({ id, owner, purpose, material });
+      if (await insertDataKeyAudited(this.db, row, event)) return row;
+    } finally {
+      zeroize(material);
     }
     // Another node created it first: use theirs.
     const theirs = await findLatestDataKey(this.db, owner, purpose);

@@ -1,3 +1,4 @@
+import { canonicalJson } from "../audit/audit-event.js";
 import { fingerprintOf } from "../crypto/hmac.js";
 import { VaultError } from "../errors/registry.js";
 import type { KeyRing } from "../keys/key-ring.js";
@@ -10,7 +11,6 @@ import {
   reclaimIdempotencyKey,
   releaseIdempotencyKey,
 } from "../store/idempotency-repo.js";
-import { canonicalJson } from "./audit/audit-event.js";
 import type { Clock } from "./clock.js";
 
 /** Keys are kept at least this long (Stripe keeps them 24 hours). */

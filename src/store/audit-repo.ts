@@ -1,4 +1,4 @@
-import type { AuditEventRow } from "../services/audit/audit-event.js";
+import type { AuditEventRow } from "../audit/audit-event.js";
 import type { SqlClient } from "./database.js";
 
 /** Column list and placeholders for inserting one event; the CTE statements in other repos reuse them. */

@@ -1,4 +1,6 @@
+import type { AuditEventRow } from "../audit/audit-event.js";
 import type { Purpose } from "../crypto/envelope.js";
+import { AUDIT_INSERT_COLUMNS, auditParams } from "./audit-repo.js";
 import type { SqlClient } from "./database.js";
 
 export interface DataKeyRow {
@@ -33,11 +35,21 @@ export async function findDataKey(db: SqlClient, id: string): Promise<DataKeyRow
   return rows[0];
 }
 
-/** Inserts a new key version; returns false when another node created that version first. */
-export async function insertDataKey(db: SqlClient, row: DataKeyRow): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO data_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (owner, purpose, version) DO NOTHING`,
+/**
+ * Inserts a new key version and its `key.create` audit event in one statement; returns false
+ * (and records nothing) when another node created that version first.
+ */
+export async function insertDataKeyAudited(
+  db: SqlClient,
+  row: DataKeyRow,
+  event: AuditEventRow,
+): Promise<boolean> {
+  const { rows } = await db.query(
+    `WITH ins AS (
+       INSERT INTO data_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (owner, purpose, version) DO NOTHING RETURNING id)
+     INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+     SELECT $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18 FROM ins RETURNING id`,
     [
       row.id,
       row.owner,
@@ -47,7 +59,8 @@ export async function insertDataKey(db: SqlClient, row: DataKeyRow): Promise<boo
       row.kek_id,
       row.kek_version,
       row.created_at,
+      ...auditParams(event),
     ],
   );
-  return rowCount === 1;
+  return rows.length === 1;
 }

@@ -1,4 +1,4 @@
-import type { AuditEventRow } from "../services/audit/audit-event.js";
+import type { AuditEventRow } from "../audit/audit-event.js";
 import { AUDIT_INSERT_COLUMNS, auditParams } from "./audit-repo.js";
 import type { SqlClient } from "./database.js";
 

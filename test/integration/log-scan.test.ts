@@ -86,13 +86,13 @@ for (const driver of DRIVERS) {
       return response;
     }
 
-    const tokenize = (payload: unknown, status = 201, headers: Record<string, string> = {}) =>
+    const tokenize = (payload: object, status = 201, headers: Record<string, string> = {}) =>
       send(
         {
           method: "POST",
           url: "/v1/tokens",
           headers: { ...bearer(admin.key), ...headers },
-          payload: payload as InjectOptions["payload"],
+          payload,
         },
         {
           status,
@@ -308,6 +308,17 @@ for (const driver of DRIVERS) {
       await tokenize({ card: { ...card(CARDS.jcb), cvv: CARDS.visaClassic } }, 400);
       await tokenize({ card: card(CARDS.jcb), [CARDS.visaClassic]: "pan as a field name" }, 400);
       await tokenize({ card: { ...card(CARDS.jcb), [CARDS.visaAlt]: "x" } }, 400);
+      // A PAN as a metadata key whose value has the wrong type: the key is in the field's path.
+      await tokenize({ card: card(CARDS.jcb), metadata: { [CARDS.unionpay]: 5 } }, 400);
+      await send(
+        {
+          method: "POST",
+          url: "/v1/tokens/batch",
+          headers: bearer(A.key),
+          payload: { cards: [{ card: card(CARDS.jcb), [CARDS.discoverAlt]: "x" }] },
+        },
+        { status: 200, route: "/v1/tokens/batch", authenticated: A },
+      );
       await rawTokenize(
         `{"card":{"number":"${CARDS.visaDebit}","exp_month":12,"exp_year":${EXP_YEAR}},"__proto__":{"x":"${CARDS.visaDebit}"}}`,
         "application/json",
@@ -429,7 +440,9 @@ for (const driver of DRIVERS) {
       const leaks = sent
         .filter((s) => !s.mayHoldCard)
         .flatMap((s) =>
-          foundPans(s.response.body).map((pan) => `${s.method} ${s.route} ${s.status}: ${pan}`),
+          foundPans(s.response.body).map(
+            (pan) => `${s.method} ${s.route} ${s.status}: ${pan} in ${s.response.body}`,
+          ),
         );
       expect(leaks).toEqual([]);
     });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   auditRows,
@@ -292,7 +293,7 @@ for (const driver of DRIVERS) {
       const created = await tokenize(vault, key, {
         card: cardOf(CARDS.jcb, { name: "Grace Hopper" }),
       });
-      const purpose = `chargeback evidence ${Date.now()}`;
+      const purpose = `chargeback evidence ${randomUUID()}`;
       const res = await reveal(created.id, purpose);
       expect(res.statusCode, res.body).toBe(200);
       expect(res.headers["cache-control"]).toBe("no-store");

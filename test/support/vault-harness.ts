@@ -45,6 +45,8 @@ export interface TestVault {
 }
 
 /** A vault on the given driver with a temporary KEK, served through app.inject() (no listener). */
+let tenantCount = 0;
+
 export async function startTestVault(
   driver: Driver,
   options: { clock?: Clock } = {},
@@ -80,7 +82,7 @@ export async function startTestVault(
     adminKey: boot.apiKey,
     newKey,
     async newTenant(scopes) {
-      const tenant = await core.tenants.create(`tenant-${Date.now()}`, "test");
+      const tenant = await core.tenants.create(`tenant-${++tenantCount}`, "test");
       return { tenantId: tenant.id, key: await newKey(tenant.id, scopes) };
     },
     async close() {

@@ -1,7 +1,7 @@
+import { chainMac } from "../../audit/audit-event.js";
 import type { KeyRing } from "../../keys/key-ring.js";
 import { findChainHead, findSealableEvents } from "../../store/audit-repo.js";
 import type { Database, SqlClient } from "../../store/database.js";
-import { chainMac } from "./audit-event.js";
 import { SYSTEM_OWNER } from "./audit-trail.js";
 
 const SEAL_LOCK = 7302185532;

@@ -1,10 +1,11 @@
+import type { AuditEventInput, AuditEventRow } from "../../audit/audit-event.js";
+import { buildEventRow } from "../../audit/audit-event.js";
 import { VaultError } from "../../errors/registry.js";
-import type { KeyRing } from "../../keys/key-ring.js";
+import type { KekDescription } from "../../keys/key-manager.js";
+import type { KeyRing, NewKey } from "../../keys/key-ring.js";
 import { insertAuditEvent } from "../../store/audit-repo.js";
 import type { SqlClient } from "../../store/database.js";
 import type { Clock } from "../clock.js";
-import type { AuditEventInput, AuditEventRow } from "./audit-event.js";
-import { buildEventRow } from "./audit-event.js";
 
 export { SYSTEM_KEY_OWNER as SYSTEM_OWNER } from "../../keys/key-ring.js";
 
@@ -25,6 +26,30 @@ export class AuditTrail {
   async build(input: AuditEventInput): Promise<AuditEventRow> {
     const key = await this.keys.activeKey(SYSTEM_OWNER, "audit");
     return buildEventRow(input, this.clock.now(), { id: key.id, material: key.material });
+  }
+
+  /**
+   * The `key.create` event of a new DEK (PCI DSS 3.6.1.1, 10.2.1.2). The audit key's own
+   * creation is MACed with that new key, since no other audit key exists yet.
+   */
+  async keyCreated(key: NewKey, kek: KekDescription): Promise<AuditEventRow> {
+    const input: AuditEventInput = {
+      tenantId: key.owner === SYSTEM_OWNER ? undefined : key.owner,
+      actor: "system",
+      action: "key.create",
+      objectId: key.id,
+      outcome: "success",
+      details: {
+        purpose: key.purpose,
+        algorithm: "AES-256",
+        kek_id: kek.kekId,
+        kek_version: kek.kekVersion,
+      },
+    };
+    if (key.owner === SYSTEM_OWNER && key.purpose === "audit") {
+      return buildEventRow(input, this.clock.now(), { id: key.id, material: key.material });
+    }
+    return this.build(input);
   }
 
   /** Records one event on its own (or in the caller's transaction when `db` is one). */

@@ -1,3 +1,4 @@
+import { chainMac, eventMacInput } from "../../audit/audit-event.js";
 import { constantTimeEqual } from "../../crypto/compare.js";
 import { DecryptionError } from "../../crypto/decryption-error.js";
 import { hmacSha256 } from "../../crypto/hmac.js";
@@ -5,7 +6,6 @@ import type { KeyRing } from "../../keys/key-ring.js";
 import type { StoredEvent } from "../../store/audit-repo.js";
 import { findSealedEvents, findUnsealedEvents } from "../../store/audit-repo.js";
 import type { SqlClient } from "../../store/database.js";
-import { chainMac, eventMacInput } from "./audit-event.js";
 import { SYSTEM_OWNER } from "./audit-trail.js";
 
 export interface BrokenLink {

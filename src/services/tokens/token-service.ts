@@ -1,3 +1,4 @@
+import type { AuditEventInput, AuditEventRow } from "../../audit/audit-event.js";
 import { DecryptionError } from "../../crypto/decryption-error.js";
 import { openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
 import { fingerprintOf } from "../../crypto/hmac.js";
@@ -17,7 +18,6 @@ import {
   insertTokensAudited,
 } from "../../store/tokens-repo.js";
 import type { Principal } from "../api-keys.js";
-import type { AuditEventInput, AuditEventRow } from "../audit/audit-event.js";
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import type { CardPayload } from "./card-payload.js";

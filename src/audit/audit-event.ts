@@ -1,5 +1,5 @@
-import { hmacSha256 } from "../../crypto/hmac.js";
-import { newId } from "../../crypto/random.js";
+import { hmacSha256 } from "../crypto/hmac.js";
+import { newId } from "../crypto/random.js";
 
 /** What the audit trail records (PCI DSS 10.2.1, 10.2.2): who did what to which object, and how it ended. */
 export type AuditAction =
