@@ -93,7 +93,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       audit,
       sealer,
       tenants: new TenantService(db, audit, clock),
-      apiKeys: new ApiKeyService(db, keys, audit, clock),
+      apiKeys: new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs),
       tokens: new TokenService(db, keys, audit, clock),
       idempotency: new IdempotencyService(db, keys, clock),
       async close() {

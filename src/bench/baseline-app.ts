@@ -1,10 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import Fastify, { LogController } from "fastify";
 import { newId } from "../crypto/random.js";
-import { parseJsonBody } from "../http/json-body-parser.js";
+import { createHttpStack } from "../http/http-stack.js";
 import type { TlsMaterial } from "../http/tls.js";
-import { TLS_SERVER_OPTIONS } from "../http/tls.js";
 import type { Logger } from "../log/logger.js";
 import type { Database } from "../store/database.js";
 import { BARE_DEK, BARE_INSERT_SQL, BARE_SELECT_SQL, BARE_TENANT } from "./bare-schema.js";
@@ -17,44 +15,12 @@ interface CardBody {
 const CIPHERTEXT_BYTES = 80;
 
 /**
- * The baselines' HTTP stack, set up as the vault's buildApp sets up its own (src/http/app.ts):
- * Fastify 5 with the same TLS options, logger, request ids, keep-alive, body parser and one log
- * line per request. What is left out is exactly the vault's logic: security headers, API-key
+ * The baselines run on the vault's own HTTP stack (createHttpStack: Fastify 5 with the same TLS
+ * options, logger, request ids, keep-alive, body parser and one log line per request). What is left out is exactly the vault's logic: security headers, API-key
  * authentication, schema validation, card checks, crypto and audit.
  */
 export function buildBaselineApp(db: Database, logger: Logger, tls: TlsMaterial): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: logger,
-    logController: new LogController({
-      disableRequestLogging: true,
-      requestIdLogLabel: "request_id",
-    }),
-    genReqId: () => newId("req"),
-    requestIdHeader: false,
-    bodyLimit: 64 * 1024,
-    return503OnClosing: true,
-    keepAliveTimeout: 65_000,
-    https: { key: tls.key, cert: tls.cert, ...TLS_SERVER_OPTIONS },
-  }) as unknown as FastifyInstance;
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
-    try {
-      done(null, parseJsonBody(body as Buffer));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-  app.addHook("onResponse", async (request, reply) => {
-    request.log.info(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? "(unmatched)",
-        status: reply.statusCode,
-        duration_ms: Math.round(reply.elapsedTime * 100) / 100,
-      },
-      "request",
-    );
-  });
+  const app = createHttpStack(logger, tls);
   registerBareRoutes(app, db);
   return app;
 }

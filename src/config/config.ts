@@ -20,6 +20,8 @@ export interface Config {
   readonly insecureHttp: boolean;
   readonly logLevel: LogLevel;
   readonly auditSealIntervalMs: number;
+  /** How long an API-key record is reused before it is read again (revocations elsewhere show within it). */
+  readonly authCacheTtlMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -100,5 +102,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     insecureHttp: flag(env, "PAYVAULT_INSECURE_HTTP"),
     logLevel,
     auditSealIntervalMs: integer(env, "PAYVAULT_AUDIT_SEAL_INTERVAL_MS", 200, 10, 60_000),
+    authCacheTtlMs: integer(env, "PAYVAULT_AUTH_CACHE_TTL_MS", 2000, 0, 60_000),
   };
 }

@@ -43,6 +43,7 @@ export type AuthResult =
 // pv_<env>_<22 base62: 128-bit id>_<43 base62: 256-bit secret>
 const KEY_PATTERN = /^pv_(live|test)_([0-9A-Za-z]{22})_([0-9A-Za-z]{43})$/;
 const ID_BYTES = 16;
+const MAX_CACHED_KEYS = 10_000;
 const SECRET_BYTES = 32;
 
 function toView(row: ApiKeyRow): ApiKeyView {
@@ -64,11 +65,20 @@ function toView(row: ApiKeyRow): ApiKeyView {
  * Lookup is by id; the MAC comparison is constant-time, and an unknown id costs the same MAC.
  */
 export class ApiKeyService {
+  private readonly cache = new Map<string, { row: ApiKeyRow; expiresAt: number }>();
+
+  /**
+   * `cacheTtlMs`: how long a key record read from the store is reused for authentication (0 turns
+   * the cache off). The secret is MAC-checked on every request either way; what the cache delays is
+   * seeing a revocation made by another process or node — at most this long. A revocation made
+   * through this service takes effect at once here.
+   */
   constructor(
     private readonly db: Database,
     private readonly keys: KeyRing,
     private readonly audit: AuditTrail,
     private readonly clock: Clock,
+    private readonly cacheTtlMs = 0,
   ) {}
 
   async create(
@@ -113,6 +123,7 @@ export class ApiKeyService {
   }
 
   async revoke(id: string, actor: string): Promise<boolean> {
+    this.cache.delete(id);
     return this.db.transaction(async (tx) => {
       const row = await findApiKey(tx, id);
       if (row === undefined || !(await revokeApiKey(tx, id, this.clock.now()))) return false;
@@ -138,7 +149,7 @@ export class ApiKeyService {
       string,
     ];
     const keyId = `key_${publicId}`;
-    const row = await findApiKey(this.db, keyId);
+    const row = await this.lookup(keyId);
     const mac = await this.macOf(secret);
     // Same work whether or not the id exists: compare against a dummy MAC of the same length.
     const stored = row?.secret_mac ?? Buffer.alloc(mac.length);
@@ -157,6 +168,22 @@ export class ApiKeyService {
         scopes: new Set(row.scopes.filter(isScope)),
       },
     };
+  }
+
+  /** Finds a key record, from the cache when fresh. Only existing keys are cached. */
+  private async lookup(keyId: string): Promise<ApiKeyRow | undefined> {
+    const now = Date.now();
+    const cached = this.cache.get(keyId);
+    if (cached !== undefined && cached.expiresAt > now) return cached.row;
+    const row = await findApiKey(this.db, keyId);
+    this.cache.delete(keyId);
+    if (row !== undefined && this.cacheTtlMs > 0) {
+      // Bounded: the oldest entry goes first (Map keeps insertion order).
+      if (this.cache.size >= MAX_CACHED_KEYS)
+        this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(keyId, { row, expiresAt: now + this.cacheTtlMs });
+    }
+    return row;
   }
 
   private async macOf(secret: string): Promise<Buffer> {

@@ -1,0 +1,62 @@
+import type { FastifyInstance } from "fastify";
+import Fastify, { LogController } from "fastify";
+import { newId } from "../crypto/random.js";
+import { VaultError } from "../errors/registry.js";
+import type { Logger } from "../log/logger.js";
+import { parseJsonBody } from "./json-body-parser.js";
+import type { TlsMaterial } from "./tls.js";
+import { TLS_SERVER_OPTIONS } from "./tls.js";
+
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+
+/**
+ * The HTTP stack every payvault listener shares (the vault, and the benchmark's baselines, which
+ * must cost exactly the same below the vault's logic): Fastify with TLS options, request ids,
+ * keep-alive, the JSON body parser, and one log line per request written by `onResponse`.
+ */
+export function createHttpStack(logger: Logger, tls: TlsMaterial | undefined): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    // Fastify's own per-request lines are off: the onResponse hook writes one line per request.
+    logController: new LogController({
+      disableRequestLogging: true,
+      requestIdLogLabel: "request_id",
+    }),
+    genReqId: () => newId("req"),
+    requestIdHeader: false,
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    keepAliveTimeout: 65_000,
+    ...(tls === undefined
+      ? {}
+      : { https: { key: tls.key, cert: tls.cert, ...TLS_SERVER_OPTIONS } }),
+  }) as unknown as FastifyInstance;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    try {
+      // JSON is UTF-8 (RFC 8259 §8.1): any other declared charset is refused, not misread.
+      const charset = CHARSET.exec(request.headers["content-type"] ?? "")?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+        throw new VaultError("UNSUPPORTED_MEDIA_TYPE");
+      }
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as VaultError, undefined);
+    }
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    // Never a body, never the URL (routes are logged as their pattern).
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? "(unmatched)",
+        status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: request.principal?.tenantId,
+        key_id: request.principal?.keyId,
+      },
+      "request",
+    );
+  });
+  return app;
+}
