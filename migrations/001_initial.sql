@@ -58,9 +58,11 @@ CREATE TABLE tokens (
 );
 CREATE UNIQUE INDEX tokens_dedupe ON tokens (tenant_id, dedupe_key) WHERE dedupe_key IS NOT NULL;
 
--- Append-only, hash-chained audit trail (PCI DSS 10.2, 10.3.4). Rows are inserted in the same
--- statement or transaction as the change they describe, each with a MAC of its own content;
--- the sealer later assigns chain_seq in a total order and a chain MAC covering the predecessor.
+-- Append-only, hash-chained audit trail (PCI DSS 10.2, 10.3.4). Events are inserted in the same
+-- statement or transaction as the change they describe, each with a MAC of its own content, and
+-- are never updated. The sealer appends seals: each covers every event whose inserting
+-- transaction id is in [from_txid, to_txid), in (txid, id) order, with a digest of those events'
+-- ids and MACs and a chain MAC covering the previous seal.
 CREATE TABLE audit_events (
   id           text PRIMARY KEY,
   txid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -72,11 +74,20 @@ CREATE TABLE audit_events (
   outcome      text NOT NULL,
   details      jsonb NOT NULL,
   mac_key_id   text NOT NULL,
-  row_mac      bytea NOT NULL,
-  chain_seq    bigint UNIQUE,
-  chain_mac    bytea
+  row_mac      bytea NOT NULL
 );
-CREATE INDEX audit_events_unsealed ON audit_events (txid, id) WHERE chain_seq IS NULL;
+CREATE INDEX audit_events_txid ON audit_events (txid, id);
+
+CREATE TABLE audit_seals (
+  seq          bigint PRIMARY KEY,
+  from_txid    xid8 NOT NULL,
+  to_txid      xid8 NOT NULL,
+  event_count  integer NOT NULL,
+  digest       bytea NOT NULL,
+  mac_key_id   text NOT NULL,
+  chain_mac    bytea NOT NULL,
+  sealed_at    timestamptz NOT NULL
+);
 
 -- Stripe-style request idempotency, scoped per tenant.
 CREATE TABLE idempotency_keys (

@@ -83,7 +83,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     // The vault's own keys are loaded before anything else runs (they stay resident).
     await keys.activeKey(SYSTEM_KEY_OWNER, "audit");
     await keys.activeKey(SYSTEM_KEY_OWNER, "apikey");
-    const sealer = new AuditSealer(db, keys);
+    const sealer = new AuditSealer(db, keys, clock);
     const ring = keys;
     return {
       db,

@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { hmacSha256 } from "../crypto/hmac.js";
+import { u16LengthPrefixed } from "../crypto/length-prefix.js";
 import { newId } from "../crypto/random.js";
 
 /** What the audit trail records (PCI DSS 10.2.1, 10.2.2): who did what to which object, and how it ended. */
@@ -97,20 +99,37 @@ export function buildEventRow(
   return { ...content, row_mac: hmacSha256(macKey.material, eventMacInput(content)) };
 }
 
-/** Chain MAC of the event at position `seq`: covers its predecessor's chain MAC and its own row MAC. */
-export function chainMac(
-  key: Buffer,
-  seq: number,
-  previous: Buffer | null,
-  rowMac: Buffer,
-): Buffer {
-  const position = Buffer.alloc(8);
-  position.writeBigUInt64BE(BigInt(seq));
+/** What a seal says about the events it covers, in (txid, id) order. */
+export interface SealContent {
+  readonly seq: number;
+  readonly fromTxid: string;
+  readonly toTxid: string;
+  readonly eventCount: number;
+  readonly digest: Buffer;
+}
+
+/** SHA-256 over each covered event's id and row MAC, in order: any event added, removed or reordered changes it. */
+export function sealDigest(events: readonly { id: string; row_mac: Buffer }[]): Buffer {
+  const hash = createHash("sha256").update("payvault/audit-seal-digest/v1");
+  for (const event of events) {
+    hash.update(u16LengthPrefixed(Buffer.from(event.id, "utf8")));
+    hash.update(u16LengthPrefixed(event.row_mac));
+  }
+  return hash.digest();
+}
+
+/** Chain MAC of a seal: covers its own content and the previous seal's chain MAC. */
+export function sealMac(key: Buffer, seal: SealContent, previous: Buffer | null): Buffer {
+  const numbers = Buffer.alloc(12);
+  numbers.writeBigUInt64BE(BigInt(seal.seq), 0);
+  numbers.writeUInt32BE(seal.eventCount, 8);
   return hmacSha256(
     key,
-    Buffer.from("payvault/audit-chain/v1"),
-    position,
+    Buffer.from("payvault/audit-seal/v1"),
+    numbers,
+    u16LengthPrefixed(Buffer.from(seal.fromTxid, "ascii")),
+    u16LengthPrefixed(Buffer.from(seal.toTxid, "ascii")),
+    seal.digest,
     previous ?? Buffer.alloc(32),
-    rowMac,
   );
 }

@@ -27,72 +27,88 @@ export async function insertAuditEvent(db: SqlClient, row: AuditEventRow): Promi
   );
 }
 
-export interface SealedHead {
-  readonly chain_seq: number;
+export interface SealRow {
+  readonly seq: number;
+  readonly from_txid: string;
+  readonly to_txid: string;
+  readonly event_count: number;
+  readonly digest: Buffer;
+  readonly mac_key_id: string;
   readonly chain_mac: Buffer;
+  readonly sealed_at: Date;
 }
 
-export async function findChainHead(db: SqlClient): Promise<SealedHead | undefined> {
-  const { rows } = await db.query<SealedHead>(
-    "SELECT chain_seq, chain_mac FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
+const SEAL_COLUMNS =
+  "seq, from_txid::text AS from_txid, to_txid::text AS to_txid, event_count, digest, mac_key_id, chain_mac, sealed_at";
+
+export async function findLastSeal(db: SqlClient): Promise<SealRow | undefined> {
+  const { rows } = await db.query<SealRow>(
+    `SELECT ${SEAL_COLUMNS} FROM audit_seals ORDER BY seq DESC LIMIT 1`,
   );
   return rows[0];
 }
 
-const EVENT_COLUMNS =
-  "id, occurred_at, tenant_id, actor, action, object_id, outcome, details, mac_key_id, row_mac";
-
-/**
- * Unsealed events whose transactions have all ended: every transaction with an id below the
- * oldest still-running one (the snapshot's xmin) has committed or aborted, so no event can
- * appear later in this range. Sealing in (txid, id) order therefore never skips a committed
- * event, without any lock on the write path.
- */
-export async function findSealableEvents(db: SqlClient, limit: number): Promise<AuditEventRow[]> {
-  const { rows } = await db.query<AuditEventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM audit_events
-      WHERE chain_seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
-      ORDER BY txid, id LIMIT $1`,
-    [limit],
-  );
-  return rows;
-}
-
-export async function sealEvent(
-  db: SqlClient,
-  id: string,
-  seq: number,
-  mac: Buffer,
-): Promise<void> {
-  await db.query(
-    "UPDATE audit_events SET chain_seq = $2, chain_mac = $3 WHERE id = $1 AND chain_seq IS NULL",
-    [id, seq, mac],
-  );
-}
-
-export interface StoredEvent extends AuditEventRow {
-  readonly chain_seq: number | null;
-  readonly chain_mac: Buffer | null;
-}
-
-/** Sealed events in chain order, a page at a time, for verification. */
-export async function findSealedEvents(
-  db: SqlClient,
-  afterSeq: number,
-  limit: number,
-): Promise<StoredEvent[]> {
-  const { rows } = await db.query<StoredEvent>(
-    `SELECT ${EVENT_COLUMNS}, chain_seq, chain_mac FROM audit_events
-      WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2`,
+export async function findSeals(db: SqlClient, afterSeq: number, limit: number): Promise<SealRow[]> {
+  const { rows } = await db.query<SealRow>(
+    `SELECT ${SEAL_COLUMNS} FROM audit_seals WHERE seq > $1 ORDER BY seq LIMIT $2`,
     [afterSeq, limit],
   );
   return rows;
 }
 
-export async function findUnsealedEvents(db: SqlClient, limit: number): Promise<StoredEvent[]> {
-  const { rows } = await db.query<StoredEvent>(
-    `SELECT ${EVENT_COLUMNS}, chain_seq, chain_mac FROM audit_events WHERE chain_seq IS NULL ORDER BY txid, id LIMIT $1`,
-    [limit],
+export async function insertSeal(db: SqlClient, seal: SealRow): Promise<void> {
+  await db.query(
+    `INSERT INTO audit_seals (seq, from_txid, to_txid, event_count, digest, mac_key_id, chain_mac, sealed_at)
+     VALUES ($1, $2::xid8, $3::xid8, $4, $5, $6, $7, $8)`,
+    [
+      seal.seq,
+      seal.from_txid,
+      seal.to_txid,
+      seal.event_count,
+      seal.digest,
+      seal.mac_key_id,
+      seal.chain_mac,
+      seal.sealed_at,
+    ],
   );
+}
+
+/**
+ * The oldest transaction id still running (the snapshot's xmin), as text. Every transaction
+ * below it has committed or aborted, so no event with a smaller txid can appear any more: events
+ * below this horizon can be sealed without any lock on the write path.
+ */
+export async function findSealHorizon(db: SqlClient): Promise<string> {
+  const { rows } = await db.query<{ horizon: string }>(
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon",
+  );
+  return rows[0]?.horizon ?? "0";
+}
+
+export interface StoredEvent extends AuditEventRow {
+  readonly txid: string;
+}
+
+const EVENT_COLUMNS =
+  "id, txid::text AS txid, occurred_at, tenant_id, actor, action, object_id, outcome, details, mac_key_id, row_mac";
+
+/** Events with from <= txid < to (to undefined: no upper bound), in seal order. */
+export async function findEventsInRange(
+  db: SqlClient,
+  fromTxid: string,
+  toTxid: string | undefined,
+  limit: number,
+): Promise<StoredEvent[]> {
+  const { rows } =
+    toTxid === undefined
+      ? await db.query<StoredEvent>(
+          `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE txid >= $1::xid8 ORDER BY txid, id LIMIT $2`,
+          [fromTxid, limit],
+        )
+      : await db.query<StoredEvent>(
+          `SELECT ${EVENT_COLUMNS} FROM audit_events
+            WHERE txid >= $1::xid8 AND txid < $2::xid8 ORDER BY txid, id LIMIT $3`,
+          [fromTxid, toTxid, limit],
+        );
   return rows;
 }

@@ -253,7 +253,7 @@ describe("payvault CLI on the embedded store", () => {
     async () => {
       const intact = ok(await cli("audit", "verify"));
       const sealed = Number(
-        /audit chain intact: (\d+) sealed events, 0 awaiting/.exec(intact.stdout)?.[1],
+        /audit chain intact: (\d+) sealed events in \d+ seals, 0 awaiting/.exec(intact.stdout)?.[1],
       );
       const target = await withStore(dataDir, async (db) => {
         const { rows } = await db.query<{ n: number }>(
@@ -261,22 +261,24 @@ describe("payvault CLI on the embedded store", () => {
         );
         expect(sealed).toBe(rows[0]?.n);
         expect(sealed).toBeGreaterThanOrEqual(4);
-        const event = await db.query<{ id: string; chain_seq: number }>(
-          "SELECT id, chain_seq FROM audit_events WHERE action = 'apikey.revoke'",
+        const event = await db.query<{ id: string; seq: number }>(
+          `SELECT e.id, s.seq FROM audit_events e
+             JOIN audit_seals s ON e.txid >= s.from_txid AND e.txid < s.to_txid
+            WHERE e.action = 'apikey.revoke'`,
         );
-        const row = event.rows[0] as { id: string; chain_seq: number };
+        const row = event.rows[0] as { id: string; seq: number };
         await db.query("UPDATE audit_events SET actor = 'cli:mallory' WHERE id = $1", [row.id]);
         return row;
       });
       const broken = await cli("audit", "verify");
       expect(broken.code).toBe(1);
       expect(broken.stdout).toContain(
-        `audit chain BROKEN at event ${target.id} (position ${target.chain_seq}): row_mac_mismatch`,
+        `audit chain BROKEN at event ${target.id} in seal ${target.seq}: row_mac_mismatch`,
       );
       const json = await cli("audit", "verify", "--json");
       expect(json.code).toBe(1);
       expect(JSON.parse(json.stdout)).toMatchObject({
-        brokenLink: { eventId: target.id, chainSeq: target.chain_seq, reason: "row_mac_mismatch" },
+        brokenLink: { eventId: target.id, sealSeq: target.seq, reason: "row_mac_mismatch" },
       });
     },
     SLOW,

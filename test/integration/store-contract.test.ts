@@ -14,12 +14,12 @@ import {
   revokeApiKey,
 } from "../../src/store/api-keys-repo.js";
 import {
-  findChainHead,
-  findSealableEvents,
-  findSealedEvents,
-  findUnsealedEvents,
+  findEventsInRange,
+  findLastSeal,
+  findSealHorizon,
+  findSeals,
   insertAuditEvent,
-  sealEvent,
+  insertSeal,
 } from "../../src/store/audit-repo.js";
 import type { DataKeyRow } from "../../src/store/data-keys-repo.js";
 import {
@@ -434,29 +434,45 @@ for (const driver of DRIVERS) {
         expect(await findIdempotencyKey(db, "ten_a", "idem_1")).toBeDefined();
       });
 
-      it("audit events: insert, seal in order, read back sealed and unsealed", async () => {
-        expect(await findChainHead(db)).toBeUndefined();
-        const sealable = await findSealableEvents(db, 10_000);
-        const total = (await auditIds(db)).length;
-        expect(sealable).toHaveLength(total);
-        expect(Buffer.isBuffer(sealable[0]?.row_mac)).toBe(true);
-        expect(sealable[0]?.occurred_at).toBeInstanceOf(Date);
-        expect(sealable[0]?.details).toEqual({ note: "contract", n: 1, ok: true });
+      it("audit events and seals: range reads in seal order, horizon, append-only seals", async () => {
+        expect(await findLastSeal(db)).toBeUndefined();
+        const horizon = await findSealHorizon(db);
+        expect(BigInt(horizon)).toBeGreaterThan(0n);
+        const all = await findEventsInRange(db, "0", undefined, 10_000);
+        expect(all.map((e) => e.id).sort()).toEqual((await auditIds(db)).sort());
+        // Every committed event is below the horizon; they come back ordered by (txid, id).
+        const below = await findEventsInRange(db, "0", horizon, 10_000);
+        expect(below.map((e) => e.id)).toEqual(all.map((e) => e.id));
+        const keys = below.map((e) => [BigInt(e.txid), e.id] as const);
+        const sorted = [...keys].sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
+        expect(keys).toEqual(sorted);
+        expect(Buffer.isBuffer(below[0]?.row_mac)).toBe(true);
+        expect(below[0]?.occurred_at).toBeInstanceOf(Date);
+        expect(below[0]?.details).toEqual({ note: "contract", n: 1, ok: true });
 
-        const first = sealable[0] as AuditEventRow;
-        await sealEvent(db, first.id, 1, Buffer.alloc(32, 7));
-        // Sealing an event twice does not move it.
-        await sealEvent(db, first.id, 99, Buffer.alloc(32, 8));
-        expect(await findChainHead(db)).toEqual({ chain_seq: 1, chain_mac: Buffer.alloc(32, 7) });
-        const sealed = await findSealedEvents(db, 0, 10);
-        expect(sealed.map((e) => [e.id, e.chain_seq])).toEqual([[first.id, 1]]);
-        expect(typeof sealed[0]?.chain_seq).toBe("number");
-        expect((await findUnsealedEvents(db, 10_000)).map((e) => e.id)).not.toContain(first.id);
-        expect(await findUnsealedEvents(db, 10_000)).toHaveLength(total - 1);
+        const seal = {
+          seq: 1,
+          from_txid: "0",
+          to_txid: horizon,
+          event_count: below.length,
+          digest: Buffer.alloc(32, 7),
+          mac_key_id: "dek_contract_audit",
+          chain_mac: Buffer.alloc(32, 8),
+          sealed_at: T0,
+        };
+        await insertSeal(db, seal);
+        expect(await findLastSeal(db)).toEqual(seal);
+        // A position is taken once.
+        await expect(insertSeal(db, { ...seal, chain_mac: Buffer.alloc(32, 9) })).rejects.toBeDefined();
+        expect(await findSeals(db, 0, 10)).toEqual([seal]);
+        expect(await findSeals(db, 1, 10)).toEqual([]);
 
+        // An event written after the horizon is outside the sealed range.
         const extra = auditRow("auth.failure", undefined);
         await insertAuditEvent(db, extra);
-        expect((await findUnsealedEvents(db, 10_000)).map((e) => e.id)).toContain(extra.id);
+        const after = await findEventsInRange(db, horizon, undefined, 10);
+        expect(after.map((e) => e.id)).toEqual([extra.id]);
+        expect((await findEventsInRange(db, "0", horizon, 10_000)).map((e) => e.id)).not.toContain(extra.id);
       });
 
       it("returns bytea as Buffer, timestamptz as Date and int8 as number", async () => {

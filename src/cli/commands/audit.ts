@@ -16,12 +16,18 @@ export async function runAudit(config: Config, args: string[]): Promise<number> 
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else if (report.brokenLink === undefined) {
     process.stdout.write(
-      `audit chain intact: ${report.sealed} sealed events, ${report.unsealed} awaiting sealing\n`,
+      `audit chain intact: ${report.sealed} sealed events in ${report.seals} seals, ${report.unsealed} awaiting sealing\n`,
     );
   } else {
     const link = report.brokenLink;
+    const where = [
+      link.eventId === undefined ? undefined : `event ${link.eventId}`,
+      link.sealSeq === null ? "(not sealed yet)" : `seal ${link.sealSeq}`,
+    ]
+      .filter((part) => part !== undefined)
+      .join(" in ");
     process.stdout.write(
-      `audit chain BROKEN at event ${link.eventId}${link.chainSeq === null ? " (unsealed)" : ` (position ${link.chainSeq})`}: ${link.reason}; ${report.sealed} events before it verified\n`,
+      `audit chain BROKEN at ${where}: ${link.reason}; ${report.seals} seals (${report.sealed} events) before it verified\n`,
     );
   }
   return report.brokenLink === undefined ? 0 : 1;
