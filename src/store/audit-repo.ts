@@ -48,7 +48,11 @@ export async function findLastSeal(db: SqlClient): Promise<SealRow | undefined> 
   return rows[0];
 }
 
-export async function findSeals(db: SqlClient, afterSeq: number, limit: number): Promise<SealRow[]> {
+export async function findSeals(
+  db: SqlClient,
+  afterSeq: number,
+  limit: number,
+): Promise<SealRow[]> {
   const { rows } = await db.query<SealRow>(
     `SELECT ${SEAL_COLUMNS} FROM audit_seals WHERE seq > $1 ORDER BY seq LIMIT $2`,
     [afterSeq, limit],

@@ -444,7 +444,9 @@ for (const driver of DRIVERS) {
         const below = await findEventsInRange(db, "0", horizon, 10_000);
         expect(below.map((e) => e.id)).toEqual(all.map((e) => e.id));
         const keys = below.map((e) => [BigInt(e.txid), e.id] as const);
-        const sorted = [...keys].sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1));
+        const sorted = [...keys].sort((a, b) =>
+          a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1,
+        );
         expect(keys).toEqual(sorted);
         expect(Buffer.isBuffer(below[0]?.row_mac)).toBe(true);
         expect(below[0]?.occurred_at).toBeInstanceOf(Date);
@@ -463,7 +465,9 @@ for (const driver of DRIVERS) {
         await insertSeal(db, seal);
         expect(await findLastSeal(db)).toEqual(seal);
         // A position is taken once.
-        await expect(insertSeal(db, { ...seal, chain_mac: Buffer.alloc(32, 9) })).rejects.toBeDefined();
+        await expect(
+          insertSeal(db, { ...seal, chain_mac: Buffer.alloc(32, 9) }),
+        ).rejects.toBeDefined();
         expect(await findSeals(db, 0, 10)).toEqual([seal]);
         expect(await findSeals(db, 1, 10)).toEqual([]);
 
@@ -472,7 +476,9 @@ for (const driver of DRIVERS) {
         await insertAuditEvent(db, extra);
         const after = await findEventsInRange(db, horizon, undefined, 10);
         expect(after.map((e) => e.id)).toEqual([extra.id]);
-        expect((await findEventsInRange(db, "0", horizon, 10_000)).map((e) => e.id)).not.toContain(extra.id);
+        expect((await findEventsInRange(db, "0", horizon, 10_000)).map((e) => e.id)).not.toContain(
+          extra.id,
+        );
       });
 
       it("returns bytea as Buffer, timestamptz as Date and int8 as number", async () => {

@@ -1,12 +1,12 @@
 import { sealDigest, sealMac } from "../../audit/audit-event.js";
 import type { KeyRing } from "../../keys/key-ring.js";
+import type { StoredEvent } from "../../store/audit-repo.js";
 import {
   findEventsInRange,
   findLastSeal,
   findSealHorizon,
   insertSeal,
 } from "../../store/audit-repo.js";
-import type { StoredEvent } from "../../store/audit-repo.js";
 import type { Database, SqlClient } from "../../store/database.js";
 import type { Clock } from "../clock.js";
 import { SYSTEM_OWNER } from "./audit-trail.js";

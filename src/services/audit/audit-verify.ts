@@ -3,8 +3,8 @@ import { constantTimeEqual } from "../../crypto/compare.js";
 import { DecryptionError } from "../../crypto/decryption-error.js";
 import { hmacSha256 } from "../../crypto/hmac.js";
 import type { KeyRing } from "../../keys/key-ring.js";
-import { findEventsInRange, findSeals } from "../../store/audit-repo.js";
 import type { SealRow, StoredEvent } from "../../store/audit-repo.js";
+import { findEventsInRange, findSeals } from "../../store/audit-repo.js";
 import type { SqlClient } from "../../store/database.js";
 import { SYSTEM_OWNER } from "./audit-trail.js";
 
