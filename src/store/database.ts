@@ -25,20 +25,3 @@ export interface Database extends SqlClient {
   transaction<T>(work: (tx: SqlClient) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
-
-/** The subset of a driver error that repositories may look at (SQLSTATE codes). */
-export function sqlState(err: unknown): string | undefined {
-  if (typeof err === "object" && err !== null && "code" in err) {
-    const code = (err as { code: unknown }).code;
-    return typeof code === "string" ? code : undefined;
-  }
-  return undefined;
-}
-
-/** SQLSTATE 23505, unique_violation. */
-export const UNIQUE_VIOLATION = "23505";
-
-/** Thrown when the database cannot be reached or fails in a way the caller cannot fix. */
-export class StoreUnavailableError extends Error {
-  override readonly name = "StoreUnavailableError";
-}

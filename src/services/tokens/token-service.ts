@@ -44,6 +44,12 @@ export interface RevealedCard {
 /** Attempts at a fresh card alias before giving up; collisions need ~10^6 tokens per BIN+last4. */
 const MAX_ID_ATTEMPTS = 5;
 
+interface PendingItem {
+  readonly valid: ValidTokenizeRequest;
+  readonly fingerprint: string;
+  readonly dedupeKey: string | null;
+}
+
 interface TenantKeys {
   readonly pan: DataKey;
   readonly fingerprint: DataKey;
@@ -66,8 +72,9 @@ export class TokenService {
     const valid = validateTokenizeRequest(request, this.clock.now());
     if (!valid.ok) throw new VaultError("VALIDATION_FAILED", { errors: valid.issues });
     const keys = await this.tenantKeys(principal.tenantId);
+    const item = this.pendingItem(valid.value, keys);
     for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
-      const row = this.sealRow(principal, valid.value, keys);
+      const row = this.sealRow(principal, item, keys);
       const event = await this.audit.build(this.event(principal, "token.create", row.id));
       if (await this.guard(insertTokenAudited(this.db, row, event))) {
         return { token: toTokenView(row), duplicate: false };
@@ -89,13 +96,17 @@ export class TokenService {
   ): Promise<BatchItemResult[]> {
     const now = this.clock.now();
     const results: (BatchItemResult | undefined)[] = new Array(requests.length);
-    const pending = new Map<number, ValidTokenizeRequest>();
+    const valids = new Map<number, ValidTokenizeRequest>();
     requests.forEach((request, index) => {
       const valid = validateTokenizeRequest(request, now, fieldPrefixOf(index));
-      if (valid.ok) pending.set(index, valid.value);
+      if (valid.ok) valids.set(index, valid.value);
       else results[index] = { ok: false, code: "VALIDATION_FAILED", errors: valid.issues };
     });
-    const keys = pending.size > 0 ? await this.tenantKeys(principal.tenantId) : undefined;
+    const keys = valids.size > 0 ? await this.tenantKeys(principal.tenantId) : undefined;
+    const pending = new Map<number, PendingItem>();
+    if (keys !== undefined) {
+      for (const [index, valid] of valids) pending.set(index, this.pendingItem(valid, keys));
+    }
     for (
       let attempt = 0;
       keys !== undefined && pending.size > 0 && attempt < MAX_ID_ATTEMPTS;
@@ -150,17 +161,19 @@ export class TokenService {
   private async batchRound(
     principal: Principal,
     keys: TenantKeys,
-    pending: Map<number, ValidTokenizeRequest>,
+    pending: Map<number, PendingItem>,
     results: (BatchItemResult | undefined)[],
   ): Promise<void> {
-    // One new row per distinct dedupe key; later identical cards in the batch are its duplicates.
-    const firstByDedupe = new Map<string, number>();
+    // One new row per distinct dedupe key; later identical cards in the batch are its duplicates
+    // and are never encrypted.
+    const firstByDedupe = new Set<string>();
     const rows = new Map<number, TokenRow>();
-    for (const [index, valid] of pending) {
-      const row = this.sealRow(principal, valid, keys);
-      if (row.dedupe_key !== null && firstByDedupe.has(row.dedupe_key)) continue;
-      if (row.dedupe_key !== null) firstByDedupe.set(row.dedupe_key, index);
-      rows.set(index, row);
+    for (const [index, item] of pending) {
+      if (item.dedupeKey !== null) {
+        if (firstByDedupe.has(item.dedupeKey)) continue;
+        firstByDedupe.add(item.dedupeKey);
+      }
+      rows.set(index, this.sealRow(principal, item, keys));
     }
     const events: AuditEventRow[] = [];
     for (const row of rows.values())
@@ -172,19 +185,18 @@ export class TokenService {
       results[index] = { ok: true, token: toTokenView(row), duplicate: false };
       pending.delete(index);
     }
-    await this.resolveDuplicates(principal, pending, results, keys);
+    await this.resolveDuplicates(principal, pending, results);
   }
 
   /** Items whose card already has a token (in the store or earlier in the batch) get that token. */
   private async resolveDuplicates(
     principal: Principal,
-    pending: Map<number, ValidTokenizeRequest>,
+    pending: Map<number, PendingItem>,
     results: (BatchItemResult | undefined)[],
-    keys: TenantKeys,
   ): Promise<void> {
     const byIndex = new Map<number, string>();
-    for (const [index, valid] of pending) {
-      if (valid.dedupe) byIndex.set(index, this.dedupeKeyOf(valid, keys));
+    for (const [index, item] of pending) {
+      if (item.dedupeKey !== null) byIndex.set(index, item.dedupeKey);
     }
     if (byIndex.size === 0) return;
     const existing = await this.guard(
@@ -207,7 +219,18 @@ export class TokenService {
     return { ok: true, token: toTokenView(row), duplicate: true };
   }
 
-  private sealRow(principal: Principal, valid: ValidTokenizeRequest, keys: TenantKeys): TokenRow {
+  /** A validated card with its keyed fingerprint and dedupe key, computed once per request item. */
+  private pendingItem(valid: ValidTokenizeRequest, keys: TenantKeys): PendingItem {
+    return {
+      valid,
+      fingerprint: fingerprintOf(keys.fingerprint.material, "pan", valid.card.pan.revealDigits()),
+      dedupeKey: valid.dedupe ? this.dedupeKeyOf(valid, keys) : null,
+    };
+  }
+
+  /** A new token row for the item: fresh id, card encrypted under the tenant's PAN DEK. */
+  private sealRow(principal: Principal, item: PendingItem, keys: TenantKeys): TokenRow {
+    const { valid } = item;
     const { card } = valid;
     const id =
       valid.format === "card_alias"
@@ -228,8 +251,8 @@ export class TokenService {
       last4: card.pan.last4,
       exp_month: card.expMonth,
       exp_year: card.expYear,
-      fingerprint: fingerprintOf(keys.fingerprint.material, "pan", card.pan.revealDigits()),
-      dedupe_key: valid.dedupe ? this.dedupeKeyOf(valid, keys) : null,
+      fingerprint: item.fingerprint,
+      dedupe_key: item.dedupeKey,
       dek_id: keys.pan.id,
       ciphertext,
       metadata: valid.metadata,
