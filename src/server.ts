@@ -7,6 +7,7 @@ import type { TlsMaterial } from "./http/tls.js";
 import { selfSignedLocalhost, tlsFromFiles } from "./http/tls.js";
 import type { Logger } from "./log/logger.js";
 import { bootstrapIfEmpty } from "./services/bootstrap.js";
+import { scheduleMaintenance } from "./services/maintenance.js";
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -30,18 +31,50 @@ export async function startServer(
   config: Config,
   logger: Logger,
 ): Promise<RunningServer> {
-  const bootstrap = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
-  if (bootstrap !== undefined) await writeBootstrapKey(config.dataDir, bootstrap);
+  // A sealed vault bootstraps after it is unsealed (the first start of `payvault init`).
+  const bootstrapOnce = async () => {
+    const bootstrap = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
+    if (bootstrap !== undefined) await writeBootstrapKey(config.dataDir, bootstrap);
+  };
+  if (!core.sealStatus().sealed) await bootstrapOnce();
   const tls = await tlsFor(config);
   if (tls === undefined) {
     logger.warn(
       "PLAIN HTTP: PAYVAULT_INSECURE_HTTP=1 is set. Card data will cross the network unencrypted unless a TLS-terminating proxy sits in front of this vault (PCI DSS 4.2.1).",
     );
   }
-  const app = buildApp({ ...core, logger }, { tls });
-  core.sealer.start(config.auditSealIntervalMs, (err) =>
-    logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
+  const startSealer = () =>
+    core.sealer.start(config.auditSealIntervalMs, (err) =>
+      logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
+    );
+  const app = buildApp(
+    {
+      ...core,
+      logger,
+      async submitUnsealShare(share) {
+        const wasSealed = core.sealStatus().sealed;
+        const status = await core.submitUnsealShare(share);
+        if (wasSealed && !status.sealed) {
+          logger.info("vault unsealed");
+          await bootstrapOnce();
+          startSealer();
+        }
+        return status;
+      },
+    },
+    { tls },
   );
+  if (core.sealStatus().sealed) {
+    logger.warn("the vault is SEALED: submit unseal shares (payvault unseal) to start serving");
+  } else {
+    startSealer();
+  }
+  const stopMaintenance = scheduleMaintenance(core, {
+    intervalMs: config.maintenanceIntervalMs,
+    autoReencrypt: config.autoReencrypt,
+    onError: (err) =>
+      logger.error({ err_type: (err as Error).name }, "scheduled key maintenance failed"),
+  });
   const sweeper = setInterval(() => {
     core.idempotency.purgeExpired().catch(() => undefined);
   }, 60 * 60_000);
@@ -56,6 +89,7 @@ export async function startServer(
     tls,
     async stop() {
       clearInterval(sweeper);
+      await stopMaintenance();
       await app.close();
       await core.sealer.sealPending().catch(() => undefined);
     },

@@ -1,14 +1,18 @@
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import type { KeyManager } from "../keys/key-manager.js";
-import { KeyRing, SYSTEM_KEY_OWNER } from "../keys/key-ring.js";
+import { DEFAULT_KEY_POLICY, KeyRing, SYSTEM_KEY_OWNER } from "../keys/key-ring.js";
 import { LocalKeyManager } from "../keys/local-key-manager.js";
+import type { SealStatus } from "../keys/seal.js";
 import { ApiKeyService } from "../services/api-keys.js";
 import { AuditSealer } from "../services/audit/audit-sealer.js";
 import { AuditTrail } from "../services/audit/audit-trail.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import { IdempotencyService } from "../services/idempotency.js";
+import { CeremonyService } from "../services/keys/ceremonies.js";
+import { KeyLifecycle } from "../services/keys/key-lifecycle.js";
+import { RetentionService } from "../services/retention.js";
 import { TenantService } from "../services/tenants.js";
 import { TokenService } from "../services/tokens/token-service.js";
 import { lockDataDir } from "../store/data-dir-lock.js";
@@ -29,6 +33,16 @@ export interface Core {
   readonly apiKeys: ApiKeyService;
   readonly tokens: TokenService;
   readonly idempotency: IdempotencyService;
+  readonly lifecycle: KeyLifecycle;
+  readonly retention: RetentionService;
+  readonly ceremonies: CeremonyService;
+  /** Sealed-mode status (always unsealed for KeyManagers without shares). */
+  sealStatus(): SealStatus;
+  /**
+   * One custodian's unseal share (PCI DSS 3.6.1.2). When the threshold is reached the vault
+   * unseals: its own keys are loaded and `vault.unseal` is audited.
+   */
+  submitUnsealShare(share: string): Promise<SealStatus>;
   close(): Promise<void>;
 }
 
@@ -36,6 +50,34 @@ export interface CoreOverrides {
   readonly db?: Database;
   readonly keyManager?: KeyManager;
   readonly clock?: Clock;
+  readonly keyCacheTtlMs?: number;
+}
+
+/** Opens the configured KeyManager (docs/key-management.md). The HSM and KMS clients load on demand. */
+export async function openKeyManager(config: Config): Promise<KeyManager> {
+  const km = config.keyManager;
+  switch (km.kind) {
+    case "local":
+      return LocalKeyManager.open(config.kekFile, { create: true });
+    case "pkcs11": {
+      const { Pkcs11KeyManager } = await import("../keys/pkcs11-key-manager.js");
+      return Pkcs11KeyManager.open({
+        module: km.module,
+        tokenLabel: km.tokenLabel,
+        pin: km.pin,
+        labelPrefix: km.keyLabel,
+        create: true,
+      });
+    }
+    case "aws-kms": {
+      const { AwsKmsKeyManager } = await import("../keys/aws-kms-key-manager.js");
+      return AwsKmsKeyManager.open({
+        keyIds: km.keyIds,
+        region: km.region,
+        ...(km.endpoint === undefined ? {} : { endpoint: km.endpoint }),
+      });
+    }
+  }
 }
 
 /** Opens the configured store: PostgreSQL when DATABASE_URL is set, else PGlite in the data directory. */
@@ -69,22 +111,36 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
   let keys: KeyRing | undefined;
   try {
     await migrate(db);
-    const keyManager =
-      overrides.keyManager ?? (await LocalKeyManager.open(config.kekFile, { create: true }));
-    const kek = keyManager.describe();
+    const keyManager = overrides.keyManager ?? (await openKeyManager(config));
+    const sealable = keyManager instanceof LocalKeyManager ? keyManager : undefined;
     // The ring and the trail need each other: the ring audits each key it creates, the trail
     // MACs events with the ring's audit key.
     let audit: AuditTrail | undefined;
     keys = new KeyRing(db, keyManager, clock, {
-      cacheTtlMs: 5 * 60_000,
-      auditCreation: (key) => (audit as AuditTrail).keyCreated(key, kek),
+      cacheTtlMs: overrides.keyCacheTtlMs ?? config.keyCacheTtlMs,
+      policy: {
+        ...DEFAULT_KEY_POLICY,
+        cryptoperiodMs: {
+          ...DEFAULT_KEY_POLICY.cryptoperiodMs,
+          pan: config.dekCryptoperiodDays * 86_400_000,
+        },
+        maxUses: { pan: config.dekMaxUses, sad: config.dekMaxUses },
+      },
+      auditCreation: (key) => (audit as AuditTrail).keyCreated(key),
     });
-    audit = new AuditTrail(keys, clock);
-    // The vault's own keys are loaded before anything else runs (they stay resident).
-    await keys.activeKey(SYSTEM_KEY_OWNER, "audit");
-    await keys.activeKey(SYSTEM_KEY_OWNER, "apikey");
-    const sealer = new AuditSealer(db, keys, clock);
+    const trail = new AuditTrail(keys, clock);
+    audit = trail;
     const ring = keys;
+    // The vault's own keys are loaded before anything else runs (they stay resident); a sealed
+    // vault loads them when it is unsealed.
+    const loadSystemKeys = async () => {
+      await ring.activeKey(SYSTEM_KEY_OWNER, "audit");
+      await ring.activeKey(SYSTEM_KEY_OWNER, "apikey");
+    };
+    if (sealable === undefined || !sealable.sealStatus().sealed) await loadSystemKeys();
+    const sealer = new AuditSealer(db, keys, clock);
+    const tenants = new TenantService(db, audit, clock);
+    const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
     return {
       db,
       keyManager,
@@ -92,10 +148,31 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       clock,
       audit,
       sealer,
-      tenants: new TenantService(db, audit, clock),
+      tenants,
       apiKeys: new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs),
-      tokens: new TokenService(db, keys, audit, clock),
+      tokens: new TokenService(db, keys, audit, clock, tenants),
       idempotency: new IdempotencyService(db, keys, clock),
+      lifecycle,
+      retention: new RetentionService(db, lifecycle, audit, clock),
+      ceremonies: new CeremonyService(db, keyManager, lifecycle, audit, clock),
+      sealStatus: () =>
+        sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
+      async submitUnsealShare(share) {
+        if (sealable === undefined) return { sealed: false, threshold: 0, shares: 0, progress: 0 };
+        const status = sealable.submitShare(share);
+        if (!status.sealed) {
+          await loadSystemKeys();
+          await trail.record(db, {
+            tenantId: undefined,
+            actor: "custodians",
+            action: "vault.unseal",
+            objectId: undefined,
+            outcome: "success",
+            details: { threshold: status.threshold },
+          });
+        }
+        return status;
+      },
       async close() {
         await sealer.stop();
         ring.close();

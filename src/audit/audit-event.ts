@@ -14,7 +14,19 @@ export type AuditAction =
   | "tenant.create"
   | "apikey.create"
   | "apikey.revoke"
-  | "key.create";
+  | "key.create"
+  | "key.retire"
+  | "key.destroy"
+  | "key.reencrypt"
+  | "kek.rotate"
+  | "kek.rewrap"
+  | "ceremony.propose"
+  | "ceremony.approve"
+  | "ceremony.reject"
+  | "custodians.rekey"
+  | "vault.unseal"
+  | "token.purge"
+  | "tenant.update";
 
 export type AuditOutcome = "success" | "failure" | "denied";
 

@@ -3,7 +3,11 @@ import type { Config } from "../config/config.js";
 import { ConfigError, loadConfig } from "../config/config.js";
 import { runApiKeys } from "./commands/apikeys.js";
 import { runAudit } from "./commands/audit.js";
+import { runCeremonies } from "./commands/ceremonies.js";
+import { runKeys } from "./commands/keys.js";
 import { runMigrate } from "./commands/migrate.js";
+import { runPurge, runRetention } from "./commands/retention.js";
+import { runInit, runUnseal } from "./commands/seal.js";
 import { runServe } from "./commands/serve.js";
 import { runTenants } from "./commands/tenants.js";
 import { CliError } from "./output.js";
@@ -20,7 +24,17 @@ Commands:
   apikeys create --tenant <id> --scopes <a,b> [--env live|test] [--name <name>]
   apikeys list [--tenant <id>]   list API keys (never their secrets)
   apikeys revoke <key id>        revoke an API key at once
+  tenants set-retention <id> --days N   tokens expire N days after creation unless persistent
   audit verify                   walk the audit hash chain; exit 1 at the first broken link
+  init --shares N --threshold T  create a sealed KEK split into N Shamir shares (T unseal)
+  unseal [--url URL]             submit one custodian's share (read from stdin) to the vault
+  keys status                    the key inventory: every KEK and DEK, versions, cryptoperiods
+  keys rotate --kek [--env E]    propose a KEK rotation (dual control: another principal approves)
+  keys rotate --dek --purpose P [--tenant ID]   rotate DEKs and re-encrypt (resumable job)
+  keys rewrap | keys jobs | keys destroy <id> --reason R
+  ceremonies list | approve <id> | reject <id>   dual-control key ceremonies
+  purge                          delete tokens past retention; crypto-shred empty epoch keys
+  retention report               what is due, purged and destroyed (PCI DSS 3.2.1)
 
 Options: --json (machine-readable output), --help
 Configuration comes from PAYVAULT_* environment variables: see README.md.`;
@@ -33,6 +47,12 @@ const COMMANDS: Record<string, Runner> = {
   tenants: runTenants,
   apikeys: runApiKeys,
   audit: runAudit,
+  init: runInit,
+  unseal: runUnseal,
+  keys: runKeys,
+  ceremonies: runCeremonies,
+  purge: runPurge,
+  retention: runRetention,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -22,7 +22,35 @@ export interface Config {
   readonly auditSealIntervalMs: number;
   /** How long an API-key record is reused before it is read again (revocations elsewhere show within it). */
   readonly authCacheTtlMs: number;
+  readonly keyManager: KeyManagerConfig;
+  /** How long an unwrapped DEK stays in memory after its last use (zeroed on eviction). */
+  readonly keyCacheTtlMs: number;
+  /** Cryptoperiod of `pan` DEKs: days they may encrypt before a new version takes over. */
+  readonly dekCryptoperiodDays: number;
+  /** Encryptions per `pan`/`sad` DEK before a new version takes over (far below GCM's 2^32). */
+  readonly dekMaxUses: number;
+  /** The scheduled job: purge, crypto-shredding, rotation past cryptoperiods; 0 turns it off. */
+  readonly maintenanceIntervalMs: number;
+  /** The scheduled job also moves tokens off retired DEKs (re-encryption). */
+  readonly autoReencrypt: boolean;
 }
+
+/** Which KeyManager holds the KEKs (docs/key-management.md). */
+export type KeyManagerConfig =
+  | { readonly kind: "local" }
+  | {
+      readonly kind: "pkcs11";
+      readonly module: string;
+      readonly tokenLabel: string;
+      readonly pin: string;
+      readonly keyLabel: string;
+    }
+  | {
+      readonly kind: "aws-kms";
+      readonly keyIds: { readonly live: string; readonly test: string };
+      readonly region: string;
+      readonly endpoint: string | undefined;
+    };
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = [
@@ -72,6 +100,47 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name} must be 1/true or 0/false`);
 }
 
+function required(env: Env, name: string, why: string): string {
+  const value = env[name];
+  if (value === undefined || value === "") throw new ConfigError(`${name} is required ${why}`);
+  return value;
+}
+
+function keyManagerConfig(env: Env): KeyManagerConfig {
+  const kind = env.PAYVAULT_KEY_MANAGER || "local";
+  switch (kind) {
+    case "local":
+      return { kind };
+    case "pkcs11": {
+      const pin = secretOrFile(env, "PAYVAULT_PKCS11_PIN");
+      if (pin === undefined)
+        throw new ConfigError("PAYVAULT_PKCS11_PIN (or _FILE) is required for pkcs11");
+      return {
+        kind,
+        module: required(env, "PAYVAULT_PKCS11_MODULE", "for pkcs11"),
+        tokenLabel: required(env, "PAYVAULT_PKCS11_TOKEN_LABEL", "for pkcs11"),
+        pin,
+        keyLabel: env.PAYVAULT_PKCS11_KEY_LABEL || "payvault-kek",
+      };
+    }
+    case "aws-kms": {
+      const live = required(env, "PAYVAULT_KMS_KEY_ID_LIVE", "for aws-kms");
+      const test = required(env, "PAYVAULT_KMS_KEY_ID_TEST", "for aws-kms");
+      if (live === test) {
+        throw new ConfigError("PAYVAULT_KMS_KEY_ID_LIVE and _TEST must name different keys");
+      }
+      return {
+        kind,
+        keyIds: { live, test },
+        region: env.PAYVAULT_KMS_REGION || env.AWS_REGION || "us-east-1",
+        endpoint: env.PAYVAULT_KMS_ENDPOINT || undefined,
+      };
+    }
+    default:
+      throw new ConfigError("PAYVAULT_KEY_MANAGER must be local, pkcs11 or aws-kms");
+  }
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const dataDir = resolve(cwd, env.PAYVAULT_DATA_DIR || ".payvault");
   const certFile = env.PAYVAULT_TLS_CERT || undefined;
@@ -103,5 +172,18 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel,
     auditSealIntervalMs: integer(env, "PAYVAULT_AUDIT_SEAL_INTERVAL_MS", 200, 10, 60_000),
     authCacheTtlMs: integer(env, "PAYVAULT_AUTH_CACHE_TTL_MS", 2000, 0, 60_000),
+    keyManager: keyManagerConfig(env),
+    keyCacheTtlMs: integer(env, "PAYVAULT_KEY_CACHE_TTL_MS", 300_000, 1_000, 3_600_000),
+    dekCryptoperiodDays: integer(env, "PAYVAULT_DEK_CRYPTOPERIOD_DAYS", 365, 1, 730),
+    dekMaxUses: integer(env, "PAYVAULT_DEK_MAX_USES", 2 ** 28, 10_000, 2 ** 30),
+    maintenanceIntervalMs: integer(
+      env,
+      "PAYVAULT_MAINTENANCE_INTERVAL_MS",
+      3_600_000,
+      0,
+      86_400_000,
+    ),
+    autoReencrypt:
+      env.PAYVAULT_AUTO_REENCRYPT === undefined ? true : flag(env, "PAYVAULT_AUTO_REENCRYPT"),
   };
 }

@@ -21,6 +21,15 @@ export const ERRORS = {
     title: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
   },
   INVALID_REQUEST: { status: 400, title: "The request is not valid." },
+  UNSEAL_SHARE_INVALID: { status: 400, title: "The unseal share is malformed." },
+  UNSEAL_SHARE_FOREIGN: {
+    status: 400,
+    title: "The unseal share belongs to another vault or an older set of shares.",
+  },
+  UNSEAL_FAILED: {
+    status: 400,
+    title: "The submitted unseal shares do not reconstruct the unseal key; start again.",
+  },
   AUTH_MISSING: { status: 401, title: "An API key is required: send Authorization: Bearer <key>." },
   AUTH_INVALID: { status: 401, title: "The API key is not valid." },
   AUTH_REVOKED: { status: 401, title: "The API key has been revoked." },
@@ -28,11 +37,25 @@ export const ERRORS = {
     status: 403,
     title: "The API key does not have the scope this operation needs.",
   },
+  CEREMONY_SELF_APPROVAL: {
+    status: 403,
+    title: "A key ceremony must be approved by a different principal than the one who proposed it.",
+  },
   TOKEN_NOT_FOUND: { status: 404, title: "No such token." },
   ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
+  KEY_NOT_FOUND: { status: 404, title: "No such key." },
+  CEREMONY_NOT_FOUND: { status: 404, title: "No such key ceremony." },
   IDEMPOTENCY_IN_FLIGHT: {
     status: 409,
     title: "A request with this Idempotency-Key is still being processed.",
+  },
+  UNSEAL_SHARE_DUPLICATE: { status: 409, title: "This unseal share was already submitted." },
+  CEREMONY_NOT_PENDING: { status: 409, title: "The key ceremony has already been decided." },
+  CEREMONY_EXPIRED: { status: 410, title: "The key ceremony expired before it was approved." },
+  KEY_DESTROYED: {
+    status: 410,
+    title:
+      "The key protecting this card data has been destroyed; the card data cannot be recovered.",
   },
   PAYLOAD_TOO_LARGE: { status: 413, title: "The request body is larger than this route accepts." },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "The request body must be application/json." },
@@ -40,6 +63,7 @@ export const ERRORS = {
     status: 422,
     title: "This Idempotency-Key was used with a different request.",
   },
+  UNSEAL_LOCKED: { status: 429, title: "Too many refused unseal shares; try again later." },
   INTERNAL_ERROR: { status: 500, title: "The vault could not complete the request." },
   DECRYPTION_FAILED: { status: 500, title: "The stored card data could not be decrypted." },
   STORE_UNAVAILABLE: { status: 503, title: "The token store is unavailable." },
@@ -49,6 +73,10 @@ export const ERRORS = {
     title: "The audit trail cannot be written, so the operation was refused.",
   },
   NOT_READY: { status: 503, title: "The vault is not ready." },
+  VAULT_SEALED: {
+    status: 503,
+    title: "The vault is sealed: a threshold of unseal shares must be submitted first.",
+  },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -5,6 +5,7 @@ import { errorHandler } from "./error-handler.js";
 import { createHttpStack } from "./http-stack.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
 import { registerHealth } from "./routes/health.js";
+import { registerSys, sealedGuard } from "./routes/sys.js";
 import { registerTokensBatch } from "./routes/tokens-batch.js";
 import { registerTokensCreate } from "./routes/tokens-create.js";
 import { registerTokensDelete } from "./routes/tokens-delete.js";
@@ -38,6 +39,7 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
       reply.header("strict-transport-security", "max-age=63072000; includeSubDomains");
     reply.header("x-request-id", request.id);
   });
+  app.addHook("onRequest", sealedGuard(deps));
   app.addHook("onRequest", authHook(deps));
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
@@ -53,5 +55,6 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   registerTokensGet(app, deps);
   registerTokensReveal(app, deps);
   registerTokensDelete(app, deps);
+  registerSys(app, deps);
   return app;
 }

@@ -1,9 +1,12 @@
 import type { Scope } from "../domain/scopes.js";
 import type { KeyManager } from "../keys/key-manager.js";
+import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyService, Principal } from "../services/api-keys.js";
 import type { AuditTrail } from "../services/audit/audit-trail.js";
 import type { IdempotencyService } from "../services/idempotency.js";
+import type { CeremonyService } from "../services/keys/ceremonies.js";
+import type { KeyLifecycle } from "../services/keys/key-lifecycle.js";
 import type { TokenService } from "../services/tokens/token-service.js";
 import type { Database } from "../store/database.js";
 
@@ -26,6 +29,10 @@ export interface HttpDeps {
   readonly audit: AuditTrail;
   readonly tokens: TokenService;
   readonly idempotency: IdempotencyService;
+  readonly lifecycle: KeyLifecycle;
+  readonly ceremonies: CeremonyService;
+  sealStatus(): SealStatus;
+  submitUnsealShare(share: string): Promise<SealStatus>;
 }
 
 export function principalOf(request: { principal: Principal | undefined }): Principal {

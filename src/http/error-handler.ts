@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode, FieldError } from "../errors/registry.js";
 import { VaultError } from "../errors/registry.js";
-import { KeyServiceUnavailableError } from "../keys/key-manager.js";
+import { KeyServiceUnavailableError, VaultSealedError } from "../keys/key-manager.js";
+import { UnsealError } from "../keys/seal.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
 import { toFieldErrors } from "./validation.js";
 
@@ -27,6 +28,9 @@ function classify(err: FastifyError | VaultError): {
     };
   }
   if (err instanceof KeyServiceUnavailableError) return { code: "KEY_SERVICE_UNAVAILABLE" };
+  if (err instanceof VaultSealedError) return { code: "VAULT_SEALED" };
+  // The unseal errors' messages are the vault's own words, never the share.
+  if (err instanceof UnsealError) return { code: err.code, detail: err.message };
   if (err.validation !== undefined) {
     return { code: "VALIDATION_FAILED", errors: toFieldErrors(err.validation as never) };
   }
@@ -63,6 +67,9 @@ export function errorHandler(
       },
       "request failed",
     );
+  }
+  if (err instanceof UnsealError && err.retryAfterSeconds !== undefined) {
+    reply.header("retry-after", String(err.retryAfterSeconds));
   }
   return reply.code(problem.status).header("content-type", PROBLEM_CONTENT_TYPE).send(problem);
 }

@@ -31,13 +31,23 @@ export const tokenizeRequestSchema = {
       additionalProperties: { type: "string", maxLength: 500 },
     },
     dedupe: { type: "boolean" },
+    persistent: { type: "boolean" },
   },
 } as const;
 
 export const tokenViewSchema = {
   type: "object",
   additionalProperties: false,
-  required: ["id", "format", "card", "fingerprint", "metadata", "created_at", "expires_at"],
+  required: [
+    "id",
+    "format",
+    "card",
+    "fingerprint",
+    "metadata",
+    "created_at",
+    "expires_at",
+    "persistent",
+  ],
   properties: {
     id: { type: "string" },
     format: { type: "string" },
@@ -57,6 +67,7 @@ export const tokenViewSchema = {
     metadata: { type: "object", additionalProperties: { type: "string" } },
     created_at: { type: "string" },
     expires_at: { type: ["string", "null"] },
+    persistent: { type: "boolean" },
   },
 } as const;
 

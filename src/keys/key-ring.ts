@@ -5,9 +5,15 @@ import { newId, randomBytes } from "../crypto/random.js";
 import { zeroize } from "../crypto/secret.js";
 import type { Clock } from "../services/clock.js";
 import type { DataKeyRow } from "../store/data-keys-repo.js";
-import { findDataKey, findLatestDataKey, insertDataKeyAudited } from "../store/data-keys-repo.js";
+import {
+  findDataKey,
+  findLatestDataKey,
+  insertDataKeyAudited,
+  reserveDataKeyUses,
+  retireDataKey,
+} from "../store/data-keys-repo.js";
 import type { SqlClient } from "../store/database.js";
-import type { KeyManager } from "./key-manager.js";
+import type { Environment, KeyManager } from "./key-manager.js";
 
 /** Owner of the vault's own keys, as opposed to a tenant id. */
 export const SYSTEM_KEY_OWNER = "system";
@@ -16,18 +22,59 @@ export interface DataKey {
   readonly id: string;
   readonly owner: string;
   readonly purpose: Purpose;
+  readonly environment: Environment;
+  readonly epoch: string;
+  readonly version: number;
   /** The raw key. Use it synchronously right after getting it: eviction zeroes it. */
   readonly material: Buffer;
 }
 
-interface CacheEntry {
-  readonly key: DataKey;
-  expiresAt: number;
+/** Which key: owner and purpose, plus the environment and (for `pan` keys) the expiry epoch. */
+export interface KeySlot {
+  readonly owner: string;
+  readonly purpose: Purpose;
+  readonly environment?: Environment;
+  readonly epoch?: string;
+}
+
+/**
+ * Cryptoperiods (PCI DSS 3.6.1.1, 3.7.4; NIST SP 800-57 Part 1 §5.3): how long after creation a
+ * key may still encrypt, and how many encryptions it may perform. Past either, it only decrypts
+ * and the next version takes over.
+ */
+export interface KeyPolicy {
+  readonly cryptoperiodMs: Readonly<Partial<Record<Purpose, number>>>;
+  /** For AES-GCM keys with random nonces; kept far below SP 800-38D's 2^32 (MAX_SEALS_PER_KEY). */
+  readonly maxUses: Readonly<Partial<Record<Purpose, number>>>;
+  /** Uses a node reserves at a time, so counting stays off the hot path. */
+  readonly reserveBlock: number;
+}
+
+const DAY_MS = 86_400_000;
+
+export const DEFAULT_KEY_POLICY: KeyPolicy = {
+  cryptoperiodMs: { pan: 365 * DAY_MS, sad: 90 * DAY_MS, audit: 365 * DAY_MS },
+  maxUses: { pan: 2 ** 28, sad: 2 ** 28 },
+  reserveBlock: 1024,
+};
+
+export interface NewKey {
+  readonly id: string;
+  readonly owner: string;
+  readonly purpose: Purpose;
+  readonly environment: Environment;
+  readonly epoch: string;
+  readonly version: number;
+  readonly algorithm: string;
+  readonly kekId: string;
+  readonly kekVersion: number;
+  readonly material: Buffer;
 }
 
 export interface KeyRingOptions {
   /** How long an unwrapped DEK stays in memory after its last use. */
   readonly cacheTtlMs: number;
+  readonly policy?: KeyPolicy;
   /**
    * Builds the `key.create` audit event of a new key, which is inserted with it. It receives the
    * new key's material because the audit key's own creation event is MACed with that key.
@@ -35,22 +82,61 @@ export interface KeyRingOptions {
   readonly auditCreation: (key: NewKey) => Promise<AuditEventRow>;
 }
 
-export interface NewKey {
-  readonly id: string;
-  readonly owner: string;
-  readonly purpose: Purpose;
-  readonly material: Buffer;
+/** The key's material was destroyed (crypto-shredding or a dual-control destruction). */
+export class KeyDestroyedError extends Error {
+  override readonly name = "KeyDestroyedError";
+  constructor(readonly keyId: string) {
+    super("the data key has been destroyed");
+  }
+}
+
+interface CacheEntry {
+  readonly key: DataKey;
+  expiresAt: number;
 }
 
 /**
- * Holds the DEKs in use: finds or creates the current key for (owner, purpose), unwraps keys by
- * id for decryption, and keeps unwrapped keys in memory for a bounded time so the KEK's backend
- * stays off the hot path; evicted keys are zeroed. Concurrent requests for the same key share
- * one load.
+ * How long a node trusts its idea of a slot's current version before reading it again, so a
+ * rotation made on another node (or by the CLI) takes over everywhere within this time.
+ */
+const ACTIVE_RECHECK_MS = 30_000;
+
+interface ActiveEntry {
+  readonly id: string;
+  readonly loadedAt: number;
+  readonly encryptUntil: number;
+  readonly metered: boolean;
+  /** Uses reserved in the store and not yet spent by this node. */
+  budget: number;
+}
+
+export function algorithmOf(purpose: Purpose): string {
+  return purpose === "pan" || purpose === "sad" ? "AES-256-GCM" : "HMAC-SHA256";
+}
+
+function slotKey(slot: Required<KeySlot>): string {
+  return [slot.owner, slot.environment, slot.purpose, slot.epoch].join("\u0000");
+}
+
+function fullSlot(slot: KeySlot): Required<KeySlot> {
+  return {
+    owner: slot.owner,
+    purpose: slot.purpose,
+    environment: slot.environment ?? "live",
+    epoch: slot.epoch ?? "",
+  };
+}
+
+/**
+ * Holds the DEKs in use: finds or creates the current version for a slot (owner, environment,
+ * purpose, epoch), enforces its cryptoperiod by time and by use count, unwraps keys by id for
+ * decryption, and keeps unwrapped keys in memory for a bounded time so the KEK's backend stays
+ * off the hot path; evicted keys are zeroed. Concurrent requests for the same key share one load.
  */
 export class KeyRing {
+  readonly policy: KeyPolicy;
   private readonly byId = new Map<string, CacheEntry>();
-  private readonly activeIds = new Map<string, string>();
+  private readonly active = new Map<string, ActiveEntry>();
   private readonly loading = new Map<string, Promise<DataKey>>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -60,27 +146,38 @@ export class KeyRing {
     private readonly clock: Clock,
     private readonly options: KeyRingOptions,
   ) {
+    this.policy = options.policy ?? DEFAULT_KEY_POLICY;
     this.sweeper = setInterval(() => this.evictExpired(), Math.min(options.cacheTtlMs, 60_000));
     this.sweeper.unref();
   }
 
-  /** The key new data of this owner and purpose is encrypted under; created on first use. */
-  async activeKey(owner: string, purpose: Purpose): Promise<DataKey> {
-    const slot = `${owner}\u0000${purpose}`;
-    const id = this.activeIds.get(slot);
-    const cached = id === undefined ? undefined : this.fromCache(id);
-    if (cached !== undefined) return cached;
-    return this.once(`active:${slot}`, async () => {
-      const row =
-        (await findLatestDataKey(this.db, owner, purpose)) ??
-        (await this.createKey(owner, purpose));
-      const key = await this.unwrap(row);
-      this.activeIds.set(slot, key.id);
-      return key;
-    });
+  /**
+   * The key new data of this slot is encrypted under, with `uses` encryptions reserved on it;
+   * created on first use, and replaced by a new version when its cryptoperiod is over.
+   */
+  async activeKey(slotOrOwner: KeySlot | string, purposeArg?: Purpose, uses = 0): Promise<DataKey> {
+    const slot = fullSlot(
+      typeof slotOrOwner === "string"
+        ? { owner: slotOrOwner, purpose: purposeArg as Purpose }
+        : slotOrOwner,
+    );
+    const name = slotKey(slot);
+    const entry = this.active.get(name);
+    let key =
+      entry !== undefined && this.withinPeriod(entry, slot) ? this.fromCache(entry.id) : undefined;
+    key ??= await this.once(`active:${name}`, () => this.loadActive(slot, name));
+    if (uses === 0) return key;
+    let current = this.active.get(name) as ActiveEntry;
+    if (!current.metered) return key;
+    if (current.budget < uses) {
+      await this.reserve(slot, name, uses);
+      current = this.active.get(name) as ActiveEntry;
+    }
+    current.budget -= uses;
+    return this.fromCache(current.id) ?? (await this.keyById(current.id, slot.owner, slot.purpose));
   }
 
-  /** The key with this id, which must belong to `owner` and serve `purpose`. */
+  /** The key with this id, which must belong to the slot's owner and purpose. */
   async keyById(id: string, owner: string, purpose: Purpose): Promise<DataKey> {
     const key = this.fromCache(id) ?? (await this.once(`id:${id}`, () => this.loadById(id)));
     // A DEK of another tenant or purpose is never used, even if a row points at it.
@@ -88,11 +185,89 @@ export class KeyRing {
     return key;
   }
 
+  /**
+   * Retires the slot's current version and creates the next one (DEK rotation, PCI DSS 3.6.4,
+   * 3.7.4). Returns the new key.
+   */
+  async rotate(slot: KeySlot): Promise<DataKey> {
+    const full = fullSlot(slot);
+    const current = await findLatestDataKey(this.db, full);
+    if (current !== undefined) await retireDataKey(this.db, current.id, this.clock.now());
+    this.active.delete(slotKey(full));
+    return this.activeKey(full);
+  }
+
+  /** Drops a key from memory at once (zeroed): after its destruction. */
+  forget(id: string): void {
+    const entry = this.byId.get(id);
+    if (entry !== undefined) zeroize(entry.key.material);
+    this.byId.delete(id);
+    for (const [name, active] of this.active) if (active.id === id) this.active.delete(name);
+  }
+
   close(): void {
     clearInterval(this.sweeper);
     for (const entry of this.byId.values()) zeroize(entry.key.material);
     this.byId.clear();
-    this.activeIds.clear();
+    this.active.clear();
+  }
+
+  private withinPeriod(entry: ActiveEntry, slot: Required<KeySlot>): boolean {
+    // The vault's own keys are rotated by the maintenance job, never inline: they are used
+    // inside transactions, where loading a key could not wait for the store.
+    if (slot.owner === SYSTEM_KEY_OWNER) return true;
+    return (
+      this.clock.now().getTime() < entry.encryptUntil &&
+      Date.now() - entry.loadedAt < ACTIVE_RECHECK_MS
+    );
+  }
+
+  private async loadActive(slot: Required<KeySlot>, name: string): Promise<DataKey> {
+    const now = this.clock.now();
+    let row = await findLatestDataKey(this.db, slot);
+    if (row !== undefined && slot.owner !== SYSTEM_KEY_OWNER && !this.canEncrypt(row, now)) {
+      // Past its cryptoperiod: it only decrypts from now on, and the next version takes over.
+      await retireDataKey(this.db, row.id, now);
+      row = await this.createKey(slot, row.version + 1);
+    }
+    row ??= await this.createKey(slot, 1);
+    const key = await this.unwrap(row);
+    this.active.set(name, {
+      id: row.id,
+      loadedAt: Date.now(),
+      encryptUntil: row.encrypt_until?.getTime() ?? Number.POSITIVE_INFINITY,
+      metered: row.max_uses !== null,
+      budget: 0,
+    });
+    return key;
+  }
+
+  private canEncrypt(row: DataKeyRow, now: Date): boolean {
+    if (row.retired_at !== null || row.destroyed_at !== null) return false;
+    if (row.encrypt_until !== null && row.encrypt_until.getTime() <= now.getTime()) return false;
+    return row.max_uses === null || row.uses_reserved < row.max_uses;
+  }
+
+  /** Reserves a block of uses on the slot's key, rotating to a new version when it is spent. */
+  private async reserve(slot: Required<KeySlot>, name: string, uses: number): Promise<void> {
+    const maxUses = this.policy.maxUses[slot.purpose];
+    if (maxUses !== undefined && uses > maxUses) {
+      throw new RangeError(`cannot reserve ${uses} uses on a key allowed ${maxUses}`);
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const entry = this.active.get(name) as ActiveEntry;
+      const block = Math.max(uses, Math.min(this.policy.reserveBlock, maxUses ?? uses));
+      const granted = await reserveDataKeyUses(this.db, entry.id, block, uses, this.clock.now());
+      if (granted > 0) {
+        entry.budget += granted;
+        return;
+      }
+      // Spent (here or on another node), or past its time: the next version takes over.
+      await retireDataKey(this.db, entry.id, this.clock.now());
+      this.active.delete(name);
+      await this.once(`active:${name}`, () => this.loadActive(slot, name));
+    }
+    throw new Error("could not reserve key uses");
   }
 
   private async loadById(id: string): Promise<DataKey> {
@@ -101,29 +276,54 @@ export class KeyRing {
     return this.unwrap(row);
   }
 
-  private async createKey(owner: string, purpose: Purpose): Promise<DataKeyRow> {
+  private async createKey(slot: Required<KeySlot>, version: number): Promise<DataKeyRow> {
     const id = newId("dek");
     const material = randomBytes(32);
+    const now = this.clock.now();
+    const period = this.policy.cryptoperiodMs[slot.purpose];
+    const maxUses = this.policy.maxUses[slot.purpose];
+    const algorithm = algorithmOf(slot.purpose);
     try {
-      const wrapped = await this.keyManager.wrapKey(material, { dekId: id, owner, purpose });
+      const wrapped = await this.keyManager.wrapKey(material, {
+        dekId: id,
+        owner: slot.owner,
+        purpose: slot.purpose,
+        environment: slot.environment,
+      });
       const row: DataKeyRow = {
         id,
-        owner,
-        purpose,
-        version: 1,
+        owner: slot.owner,
+        purpose: slot.purpose,
+        environment: slot.environment,
+        epoch: slot.epoch,
+        version,
+        algorithm,
         wrapped: wrapped.ciphertext,
         kek_id: wrapped.kekId,
         kek_version: wrapped.kekVersion,
-        created_at: this.clock.now(),
+        created_at: now,
+        encrypt_until: period === undefined ? null : new Date(now.getTime() + period),
+        max_uses: maxUses ?? null,
+        uses_reserved: 0,
+        retired_at: null,
+        destroyed_at: null,
       };
       // The creation and its audit event are one statement: no key exists unaudited.
-      const event = await this.options.auditCreation({ id, owner, purpose, material });
+      const event = await this.options.auditCreation({
+        ...slot,
+        id,
+        version,
+        algorithm,
+        kekId: wrapped.kekId,
+        kekVersion: wrapped.kekVersion,
+        material,
+      });
       if (await insertDataKeyAudited(this.db, row, event)) return row;
     } finally {
       zeroize(material);
     }
-    // Another node created it first: use theirs.
-    const theirs = await findLatestDataKey(this.db, owner, purpose);
+    // Another node created that version first: use theirs.
+    const theirs = await findLatestDataKey(this.db, slot);
     if (theirs === undefined) throw new Error("data key vanished after a concurrent create");
     return theirs;
   }
@@ -131,11 +331,20 @@ export class KeyRing {
   private async unwrap(row: DataKeyRow): Promise<DataKey> {
     const cached = this.fromCache(row.id);
     if (cached !== undefined) return cached;
+    if (row.wrapped === null) throw new KeyDestroyedError(row.id);
     const material = await this.keyManager.unwrapKey(
       { kekId: row.kek_id, kekVersion: row.kek_version, ciphertext: row.wrapped },
-      { dekId: row.id, owner: row.owner, purpose: row.purpose },
+      { dekId: row.id, owner: row.owner, purpose: row.purpose, environment: row.environment },
     );
-    const key: DataKey = { id: row.id, owner: row.owner, purpose: row.purpose, material };
+    const key: DataKey = {
+      id: row.id,
+      owner: row.owner,
+      purpose: row.purpose,
+      environment: row.environment,
+      epoch: row.epoch,
+      version: row.version,
+      material,
+    };
     this.byId.set(row.id, { key, expiresAt: Date.now() + this.options.cacheTtlMs });
     return key;
   }
@@ -163,10 +372,7 @@ export class KeyRing {
       // transactions, where loading them could not wait for the store: they stay resident until
       // close() zeroes them.
       if (entry.expiresAt > now || entry.key.owner === SYSTEM_KEY_OWNER) continue;
-      this.byId.delete(id);
-      for (const [slot, activeId] of this.activeIds)
-        if (activeId === id) this.activeIds.delete(slot);
-      zeroize(entry.key.material);
+      this.forget(id);
     }
   }
 }

@@ -12,7 +12,9 @@ import type { AuditTrail } from "./audit/audit-trail.js";
 import { SYSTEM_OWNER } from "./audit/audit-trail.js";
 import type { Clock } from "./clock.js";
 
-export type Environment = "live" | "test";
+export type { Environment } from "../keys/key-manager.js";
+
+import type { Environment } from "../keys/key-manager.js";
 
 /** An authenticated caller. */
 export interface Principal {

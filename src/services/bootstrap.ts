@@ -29,7 +29,7 @@ export async function bootstrapIfEmpty(
         tenantId: tenant.id,
         environment: "live",
         name: "bootstrap admin",
-        scopes: ["admin"],
+        scopes: ["admin", "sys:admin"],
         actor: "system:bootstrap",
       },
       tx,

@@ -1,9 +1,11 @@
 import type { AuditEventRow } from "../audit/audit-event.js";
+import type { Environment } from "../keys/key-manager.js";
 import { AUDIT_INSERT_COLUMNS, auditParams } from "./audit-repo.js";
 import type { SqlClient } from "./database.js";
 
 export interface TokenRow {
   readonly tenant_id: string;
+  readonly environment: Environment;
   readonly id: string;
   readonly format: "random" | "card_alias";
   readonly brand: string;
@@ -12,16 +14,39 @@ export interface TokenRow {
   readonly exp_month: number;
   readonly exp_year: number;
   readonly fingerprint: string;
+  readonly fingerprint_key_id: string;
   readonly dedupe_key: string | null;
   readonly dek_id: string;
   readonly ciphertext: Buffer;
   readonly metadata: Record<string, string>;
   readonly created_at: Date;
   readonly expires_at: Date | null;
+  /** Kept until deleted (a stored credential); otherwise expires_at is its retention end. */
+  readonly persistent: boolean;
+}
+
+/**
+ * Whose tokens a read sees: one tenant's, in one environment (a `pv_test_` key never sees live
+ * tokens), and only those still within retention at `now` (an expired token awaiting the purge
+ * is already gone to callers).
+ */
+export interface TokenScope {
+  readonly tenantId: string;
+  readonly environment: Environment;
+  readonly now: Date;
 }
 
 const TOKEN_COLUMNS =
-  "tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id, ciphertext, metadata, created_at, expires_at";
+  "tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id, ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id";
+
+/** The scope's conditions on `tokens`, with its three parameters starting at $n. */
+function inScope(n: number): string {
+  return `tenant_id = $${n} AND environment = $${n + 1} AND (expires_at IS NULL OR expires_at > $${n + 2})`;
+}
+
+function scopeParams(scope: TokenScope): unknown[] {
+  return [scope.tenantId, scope.environment, scope.now];
+}
 
 function tokenParams(row: TokenRow): unknown[] {
   return [
@@ -40,11 +65,14 @@ function tokenParams(row: TokenRow): unknown[] {
     JSON.stringify(row.metadata),
     row.created_at,
     row.expires_at,
+    row.environment,
+    row.persistent,
+    row.fingerprint_key_id,
   ];
 }
 
-// Audit placeholders after the 15 token parameters: $16..$25.
-const AUDIT_VALUES = "$16, $17, $18, $19, $20, $21, $22, $23::jsonb, $24, $25";
+// Audit placeholders after the 18 token parameters: $19..$28.
+const AUDIT_VALUES = "$19, $20, $21, $22, $23, $24, $25, $26::jsonb, $27, $28";
 
 /**
  * Inserts a token and its audit event in one statement (one round trip, atomic: PostgreSQL runs
@@ -59,7 +87,7 @@ export async function insertTokenAudited(
   const { rows } = await db.query(
     `WITH ins AS (
        INSERT INTO tokens (${TOKEN_COLUMNS})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $17, $18)
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) SELECT ${AUDIT_VALUES} FROM ins RETURNING id`,
     [...tokenParams(row), ...auditParams(audit)],
@@ -98,16 +126,16 @@ export async function findTokensByDedupeKeys(
  */
 export async function findTokenAudited(
   db: SqlClient,
-  tenantId: string,
+  scope: TokenScope,
   id: string,
   audit: AuditEventRow,
 ): Promise<TokenRow | undefined> {
   const { rows } = await db.query<TokenRow>(
-    `WITH t AS (SELECT ${TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND id = $2),
+    `WITH t AS (SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = $4 AND ${inScope(1)}),
           a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-                SELECT $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12 FROM t RETURNING id)
+                SELECT $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14 FROM t RETURNING id)
      SELECT t.* FROM t, a`,
-    [tenantId, id, ...auditParams(audit)],
+    [...scopeParams(scope), id, ...auditParams(audit)],
   );
   return rows[0];
 }
@@ -115,15 +143,15 @@ export async function findTokenAudited(
 /** Deletes a token and records the deletion atomically; false when there was no such token. */
 export async function deleteTokenAudited(
   db: SqlClient,
-  tenantId: string,
+  scope: TokenScope,
   id: string,
   audit: AuditEventRow,
 ): Promise<boolean> {
   const { rows } = await db.query(
-    `WITH d AS (DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 RETURNING id)
+    `WITH d AS (DELETE FROM tokens WHERE id = $4 AND ${inScope(1)} RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-     SELECT $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12 FROM d RETURNING id`,
-    [tenantId, id, ...auditParams(audit)],
+     SELECT $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14 FROM d RETURNING id`,
+    [...scopeParams(scope), id, ...auditParams(audit)],
   );
   return rows.length === 1;
 }
@@ -143,12 +171,13 @@ export async function insertTokensAudited(
     `WITH ins AS (
        INSERT INTO tokens (${TOKEN_COLUMNS})
        SELECT t.tenant_id, t.id, t.format, t.brand, t.bin, t.last4, t.exp_month, t.exp_year, t.fingerprint,
-              t.dedupe_key, t.dek_id, decode(t.ciphertext, 'base64'), t.metadata::jsonb, t.created_at, t.expires_at
+              t.dedupe_key, t.dek_id, decode(t.ciphertext, 'base64'), t.metadata::jsonb, t.created_at, t.expires_at,
+              t.environment, t.persistent, t.fingerprint_key_id
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[],
                      $8::smallint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                     $14::timestamptz[], $15::timestamptz[])
+                     $14::timestamptz[], $15::timestamptz[], $26::text[], $27::boolean[], $28::text[])
            AS t(tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id,
-                ciphertext, metadata, created_at, expires_at)
+                ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id)
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT e.id, e.occurred_at, e.tenant_id, e.actor, e.action, e.object_id, e.outcome, e.details::jsonb,
@@ -184,7 +213,26 @@ export async function insertTokensAudited(
       audits.map((a) => JSON.stringify(a.details)),
       acol("mac_key_id"),
       audits.map((a) => a.row_mac.toString("base64")),
+      col("environment"),
+      col("persistent"),
+      col("fingerprint_key_id"),
     ],
   );
   return new Set(result.rows.map((r) => r.object_id));
+}
+
+/** Deletes one token that is past its retention at `now`, with its purge event, atomically. */
+export async function deleteExpiredToken(
+  db: SqlClient,
+  tenantId: string,
+  id: string,
+  now: Date,
+  audit: AuditEventRow,
+): Promise<void> {
+  await db.query(
+    `WITH d AS (DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 AND expires_at <= $3 RETURNING id)
+     INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+     SELECT $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13 FROM d`,
+    [tenantId, id, now, ...auditParams(audit)],
+  );
 }

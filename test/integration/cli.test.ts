@@ -105,6 +105,7 @@ describe("payvault CLI on the embedded store", () => {
       expect(tenants).toContainEqual({
         id: tenantId,
         name: "acme",
+        retention_days: "30",
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
       const noName = await cli("tenants", "create");

@@ -190,7 +190,7 @@ for (const driver of DRIVERS) {
         });
 
         it("a test key presented as a live key → 401 AUTH_INVALID", async () => {
-          const key = await vault.newKey(vault.tenantId, [route.scope]);
+          const key = await vault.newKey(vault.tenantId, [route.scope], "test");
           expect(key.startsWith("pv_test_")).toBe(true);
           const asLive = key.replace(/^pv_test_/, "pv_live_");
           await expectDenied(auth(asLive), "AUTH_INVALID", { actor: keyIdOf(key) });

@@ -95,17 +95,21 @@ for (const driver of DRIVERS) {
       });
 
       it("applies the shipped migrations once; a second run is a no-op", async () => {
-        expect(await migrate(test.db)).toEqual([1]);
+        expect(await migrate(test.db)).toEqual([1, 2]);
         expect(await migrate(test.db)).toEqual([]);
         const { rows } = await test.db.query<{ version: number; name: string; checksum: string }>(
-          "SELECT version, name, checksum FROM schema_migrations",
+          "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
         );
-        const sql = await readFile(join(MIGRATIONS_DIR, "001_initial.sql"), "utf8");
+        const checksumOf = async (file: string) =>
+          createHash("sha256")
+            .update(await readFile(join(MIGRATIONS_DIR, file), "utf8"))
+            .digest("hex");
         expect(rows).toEqual([
+          { version: 1, name: "initial", checksum: await checksumOf("001_initial.sql") },
           {
-            version: 1,
-            name: "initial",
-            checksum: createHash("sha256").update(sql).digest("hex"),
+            version: 2,
+            name: "key_lifecycle",
+            checksum: await checksumOf("002_key_lifecycle.sql"),
           },
         ]);
         const tables = await test.db.query<{ table_name: string }>(
@@ -118,6 +122,9 @@ for (const driver of DRIVERS) {
             "audit_events",
             "data_keys",
             "idempotency_keys",
+            "key_ceremonies",
+            "key_rotation_jobs",
+            "purge_runs",
             "schema_migrations",
             "tenants",
             "tokens",
@@ -162,6 +169,7 @@ for (const driver of DRIVERS) {
     });
 
     describe("repositories", () => {
+      const scopeOf = (tenantId: string) => ({ tenantId, environment: "live" as const, now: T0 });
       let test: TestDatabase;
       let db: Database;
       const dek: DataKeyRow = {
@@ -173,6 +181,14 @@ for (const driver of DRIVERS) {
         kek_id: "kek_contract",
         kek_version: 1,
         created_at: T0,
+        environment: "live",
+        epoch: "",
+        algorithm: "AES-256-GCM",
+        encrypt_until: null,
+        max_uses: null,
+        uses_reserved: 0,
+        retired_at: null,
+        destroyed_at: null,
       };
 
       function tokenRow(id: string, tenantId: string, dedupeKey: string | null): TokenRow {
@@ -192,6 +208,9 @@ for (const driver of DRIVERS) {
           metadata: { order: "o-1" },
           created_at: T0,
           expires_at: null,
+          environment: "live",
+          persistent: true,
+          fingerprint_key_id: dek.id,
         };
       }
 
@@ -200,7 +219,7 @@ for (const driver of DRIVERS) {
         db = test.db;
         await migrate(db);
         for (const id of ["ten_a", "ten_b"]) {
-          await insertTenant(db, { id, name: id, created_at: T0 });
+          await insertTenant(db, { id, name: id, created_at: T0, retention_days: 30 });
         }
         expect(await insertDataKeyAudited(db, dek, auditRow("key.create", dek.id))).toBe(true);
       });
@@ -211,17 +230,19 @@ for (const driver of DRIVERS) {
           id: "ten_c",
           name: "acme",
           created_at: new Date(T0.getTime() + 1000),
+          retention_days: 30,
         });
         expect(await findTenant(db, "ten_c")).toEqual({
           id: "ten_c",
           name: "acme",
           created_at: new Date(T0.getTime() + 1000),
+          retention_days: 30,
         });
         expect(await findTenant(db, "ten_none")).toBeUndefined();
         expect((await listTenants(db)).map((t) => t.id)).toEqual(["ten_a", "ten_b", "ten_c"]);
         expect(await countTenants(db)).toBe(3);
         await expect(
-          insertTenant(db, { id: "ten_c", name: "again", created_at: T0 }),
+          insertTenant(db, { id: "ten_c", name: "again", created_at: T0, retention_days: 30 }),
         ).rejects.toBeDefined();
       });
 
@@ -267,12 +288,31 @@ for (const driver of DRIVERS) {
         // The creation is audited with the key, and the losing racer records nothing.
         expect(await auditIds(db)).toContain(created.id);
         expect(await auditIds(db)).not.toContain(raced.id);
-        const latest = await findLatestDataKey(db, "ten_a", "pan");
+        const latest = await findLatestDataKey(db, {
+          owner: "ten_a",
+          purpose: "pan",
+          environment: "live",
+          epoch: "",
+        });
         expect(latest).toEqual(v2);
         expect(Buffer.isBuffer(latest?.wrapped)).toBe(true);
         expect(await findDataKey(db, dek.id)).toEqual(dek);
-        expect(await findLatestDataKey(db, "ten_a", "fingerprint")).toBeUndefined();
-        expect(await findLatestDataKey(db, "ten_b", "pan")).toBeUndefined();
+        expect(
+          await findLatestDataKey(db, {
+            owner: "ten_a",
+            purpose: "fingerprint",
+            environment: "live",
+            epoch: "",
+          }),
+        ).toBeUndefined();
+        expect(
+          await findLatestDataKey(db, {
+            owner: "ten_b",
+            purpose: "pan",
+            environment: "live",
+            epoch: "",
+          }),
+        ).toBeUndefined();
       });
 
       it("tokens: insertTokenAudited writes both rows, or neither on a dedupe conflict", async () => {
@@ -318,13 +358,13 @@ for (const driver of DRIVERS) {
 
         const before = await auditIds(db);
         const foreign = auditRow("token.read", row.id, "ten_b");
-        expect(await findTokenAudited(db, "ten_b", row.id, foreign)).toBeUndefined();
+        expect(await findTokenAudited(db, scopeOf("ten_b"), row.id, foreign)).toBeUndefined();
         const missing = auditRow("token.read", "tok_none");
-        expect(await findTokenAudited(db, "ten_a", "tok_none", missing)).toBeUndefined();
+        expect(await findTokenAudited(db, scopeOf("ten_a"), "tok_none", missing)).toBeUndefined();
         expect(await auditIds(db)).toEqual(before);
 
         const event = auditRow("token.read", row.id);
-        const found = await findTokenAudited(db, "ten_a", row.id, event);
+        const found = await findTokenAudited(db, scopeOf("ten_a"), row.id, event);
         expect(found).toEqual(row);
         expect(found?.created_at).toBeInstanceOf(Date);
         expect(found?.metadata).toEqual({ order: "o-1" });
@@ -336,15 +376,20 @@ for (const driver of DRIVERS) {
         await insertTokenAudited(db, row, auditRow("token.create", row.id));
         const before = await auditIds(db);
         expect(
-          await deleteTokenAudited(db, "ten_b", row.id, auditRow("token.delete", row.id, "ten_b")),
+          await deleteTokenAudited(
+            db,
+            scopeOf("ten_b"),
+            row.id,
+            auditRow("token.delete", row.id, "ten_b"),
+          ),
         ).toBe(false);
         expect(await auditIds(db)).toEqual(before);
         const event = auditRow("token.delete", row.id);
-        expect(await deleteTokenAudited(db, "ten_a", row.id, event)).toBe(true);
+        expect(await deleteTokenAudited(db, scopeOf("ten_a"), row.id, event)).toBe(true);
         expect(await auditIds(db)).toEqual([...before, event.id].sort());
         expect(await findTokenByDedupeKey(db, "ten_a", "dd_delete")).toBeUndefined();
         expect(
-          await deleteTokenAudited(db, "ten_a", row.id, auditRow("token.delete", row.id)),
+          await deleteTokenAudited(db, scopeOf("ten_a"), row.id, auditRow("token.delete", row.id)),
         ).toBe(false);
         expect(await auditIds(db)).toEqual([...before, event.id].sort());
       });
@@ -358,7 +403,11 @@ for (const driver of DRIVERS) {
         const rows = [
           tokenRow("tok_b1", "ten_a", "dd_b1"),
           tokenRow("tok_b2", "ten_a", "dd_existing"),
-          { ...tokenRow("tok_b3", "ten_a", null), expires_at: new Date("2031-01-01T00:00:00Z") },
+          {
+            ...tokenRow("tok_b3", "ten_a", null),
+            expires_at: new Date("2031-01-01T00:00:00Z"),
+            persistent: false,
+          },
           tokenRow("tok_existing", "ten_a", "dd_b4"),
         ];
         const events = rows.map((r) => auditRow("token.create", r.id));
@@ -367,7 +416,12 @@ for (const driver of DRIVERS) {
         expect([...inserted].sort()).toEqual(["tok_b1", "tok_b3"]);
         const added = (await auditIds(db)).filter((id) => !before.includes(id));
         expect(added.sort()).toEqual([events[0]?.id, events[2]?.id].sort());
-        const b3 = await findTokenAudited(db, "ten_a", "tok_b3", auditRow("token.read", "tok_b3"));
+        const b3 = await findTokenAudited(
+          db,
+          scopeOf("ten_a"),
+          "tok_b3",
+          auditRow("token.read", "tok_b3"),
+        );
         expect(b3).toEqual(rows[2]);
         expect(b3?.expires_at).toBeInstanceOf(Date);
       });
@@ -506,7 +560,7 @@ for (const driver of DRIVERS) {
       it("commits a transaction that resolves and rolls back one that throws", async () => {
         const id = newId("ten");
         const value = await db.transaction(async (tx) => {
-          await insertTenant(tx, { id, name: "committed", created_at: T0 });
+          await insertTenant(tx, { id, name: "committed", created_at: T0, retention_days: 30 });
           expect(await findTenant(tx, id)).toBeDefined();
           return 7;
         });
@@ -517,7 +571,12 @@ for (const driver of DRIVERS) {
         const failure = new Error("boom");
         await expect(
           db.transaction(async (tx) => {
-            await insertTenant(tx, { id: doomed, name: "rolled back", created_at: T0 });
+            await insertTenant(tx, {
+              id: doomed,
+              name: "rolled back",
+              created_at: T0,
+              retention_days: 30,
+            });
             await insertApiKey(tx, {
               id: "key_doomed",
               tenant_id: doomed,
@@ -538,8 +597,13 @@ for (const driver of DRIVERS) {
         const half = newId("ten");
         await expect(
           db.transaction(async (tx) => {
-            await insertTenant(tx, { id: half, name: "half", created_at: T0 });
-            await insertTenant(tx, { id: half, name: "duplicate", created_at: T0 });
+            await insertTenant(tx, { id: half, name: "half", created_at: T0, retention_days: 30 });
+            await insertTenant(tx, {
+              id: half,
+              name: "duplicate",
+              created_at: T0,
+              retention_days: 30,
+            });
           }),
         ).rejects.toBeDefined();
         expect(await findTenant(db, half)).toBeUndefined();

@@ -32,6 +32,7 @@ const TOKEN_VIEW_KEYS = [
   "format",
   "id",
   "metadata",
+  "persistent",
 ].sort();
 const CARD_VIEW_KEYS = ["bin", "brand", "exp_month", "exp_year", "last4"].sort();
 
@@ -97,7 +98,9 @@ for (const driver of DRIVERS) {
       });
       expect(body.fingerprint).toMatch(/^[A-Za-z0-9_-]{20,}$/);
       expect(body.metadata).toEqual({});
-      expect(body.expires_at).toBeNull();
+      // No expiry asked for: the tenant's retention policy (30 days by default) applies.
+      expect(Date.parse(body.expires_at) - Date.parse(body.created_at)).toBe(30 * 86_400_000);
+      expect(body.persistent).toBe(false);
       expect(body.duplicate).toBe(false);
       const created = Date.parse(body.created_at);
       expect(new Date(created).toISOString()).toBe(body.created_at);

@@ -8,6 +8,7 @@ import { openCore } from "../../src/app/core.js";
 import { loadConfig } from "../../src/config/config.js";
 import type { Scope } from "../../src/domain/scopes.js";
 import { buildApp } from "../../src/http/app.js";
+import type { Environment, KeyManager } from "../../src/keys/key-manager.js";
 import { createLogger } from "../../src/log/logger.js";
 import { bootstrapIfEmpty } from "../../src/services/bootstrap.js";
 import type { Clock } from "../../src/services/clock.js";
@@ -39,8 +40,8 @@ export interface TestVault {
   readonly adminKey: string;
   /** A new tenant with a key holding `scopes`. */
   newTenant(scopes: readonly Scope[]): Promise<{ tenantId: string; key: string }>;
-  /** A new key for an existing tenant. */
-  newKey(tenantId: string, scopes: readonly Scope[]): Promise<string>;
+  /** A new key for an existing tenant (a `pv_live_` key unless `environment` says test). */
+  newKey(tenantId: string, scopes: readonly Scope[], environment?: Environment): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -49,25 +50,40 @@ let tenantCount = 0;
 
 export async function startTestVault(
   driver: Driver,
-  options: { clock?: Clock } = {},
+  options: {
+    clock?: Clock;
+    keyManager?: KeyManager;
+    keyCacheTtlMs?: number;
+    /** Extra PAYVAULT_* settings. */
+    env?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<TestVault> {
   const dataDir = await mkdtemp(join(tmpdir(), "payvault-test-"));
-  const config = loadConfig({ PAYVAULT_DATA_DIR: dataDir, PAYVAULT_LOG_LEVEL: "info" }, dataDir);
+  const config = loadConfig(
+    { PAYVAULT_DATA_DIR: dataDir, PAYVAULT_LOG_LEVEL: "info", ...options.env },
+    dataDir,
+  );
   const database = await driver.open();
   const core = await openCore(config, {
     db: database.db,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.keyManager ? { keyManager: options.keyManager } : {}),
+    ...(options.keyCacheTtlMs ? { keyCacheTtlMs: options.keyCacheTtlMs } : {}),
   });
   const logs = new LogCapture();
   const app = buildApp({ ...core, logger: createLogger("info", logs) }, { tls: undefined });
   await app.ready();
   const boot = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
   if (boot === undefined) throw new Error("expected an empty store");
-  const newKey = async (tenantId: string, scopes: readonly Scope[]) =>
+  const newKey = async (
+    tenantId: string,
+    scopes: readonly Scope[],
+    environment: Environment = "live",
+  ) =>
     (
       await core.apiKeys.create({
         tenantId,
-        environment: "test",
+        environment,
         name: "test",
         scopes,
         actor: "test",

@@ -10,7 +10,12 @@ export async function runServe(config: Config, args: string[]): Promise<number> 
   const core = await openCore(config);
   const server = await startServer(core, config, logger);
   logger.info(
-    { url: server.url, store: core.db.kind, kek: core.keyManager.describe().kind },
+    {
+      url: server.url,
+      store: core.db.kind,
+      kek: core.keyManager.kind,
+      sealed: core.sealStatus().sealed,
+    },
     "payvault listening",
   );
   if (server.tls?.selfSigned) {

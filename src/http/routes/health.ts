@@ -14,12 +14,13 @@ export function registerHealth(app: FastifyInstance, deps: HttpDeps): void {
     status: "ok",
   }));
   app.get("/readyz", { schema: { response: { 200: statusSchema } } }, async () => {
+    if (deps.sealStatus().sealed) throw new VaultError("VAULT_SEALED");
     try {
       await deps.db.query("SELECT 1");
       await deps.keyManager.checkHealth();
     } catch (err) {
       throw new VaultError("NOT_READY", { cause: err });
     }
-    return { status: "ready", store: deps.db.kind, kek: deps.keyManager.describe().kind };
+    return { status: "ready", store: deps.db.kind, kek: deps.keyManager.kind };
   });
 }

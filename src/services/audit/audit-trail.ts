@@ -1,7 +1,6 @@
 import type { AuditEventInput, AuditEventRow } from "../../audit/audit-event.js";
 import { buildEventRow } from "../../audit/audit-event.js";
 import { VaultError } from "../../errors/registry.js";
-import type { KekDescription } from "../../keys/key-manager.js";
 import type { KeyRing, NewKey } from "../../keys/key-ring.js";
 import { insertAuditEvent } from "../../store/audit-repo.js";
 import type { SqlClient } from "../../store/database.js";
@@ -32,7 +31,7 @@ export class AuditTrail {
    * The `key.create` event of a new DEK (PCI DSS 3.6.1.1, 10.2.1.2). The audit key's own
    * creation is MACed with that new key, since no other audit key exists yet.
    */
-  async keyCreated(key: NewKey, kek: KekDescription): Promise<AuditEventRow> {
+  async keyCreated(key: NewKey): Promise<AuditEventRow> {
     const input: AuditEventInput = {
       tenantId: key.owner === SYSTEM_OWNER ? undefined : key.owner,
       actor: "system",
@@ -41,9 +40,12 @@ export class AuditTrail {
       outcome: "success",
       details: {
         purpose: key.purpose,
-        algorithm: "AES-256",
-        kek_id: kek.kekId,
-        kek_version: kek.kekVersion,
+        environment: key.environment,
+        epoch: key.epoch,
+        version: key.version,
+        algorithm: key.algorithm,
+        kek_id: key.kekId,
+        kek_version: key.kekVersion,
       },
     };
     if (key.owner === SYSTEM_OWNER && key.purpose === "audit") {

@@ -1,15 +1,17 @@
 import type { AuditEventInput, AuditEventRow } from "../../audit/audit-event.js";
 import { DecryptionError } from "../../crypto/decryption-error.js";
 import { openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
-import { fingerprintOf } from "../../crypto/hmac.js";
 import { randomBytes } from "../../crypto/random.js";
 import type { FieldIssue } from "../../domain/field-issue.js";
 import { newCardAlias, newRandomToken } from "../../domain/token-format.js";
 import { VaultError } from "../../errors/registry.js";
+import { epochOf } from "../../keys/epoch.js";
 import type { DataKey, KeyRing } from "../../keys/key-ring.js";
+import { KeyDestroyedError } from "../../keys/key-ring.js";
 import type { Database } from "../../store/database.js";
-import type { TokenRow } from "../../store/tokens-repo.js";
+import type { TokenRow, TokenScope } from "../../store/tokens-repo.js";
 import {
+  deleteExpiredToken,
   deleteTokenAudited,
   findTokenAudited,
   findTokenByDedupeKey,
@@ -20,8 +22,10 @@ import {
 import type { Principal } from "../api-keys.js";
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
+import type { TenantService } from "../tenants.js";
 import type { CardPayload } from "./card-payload.js";
 import { decodeCardPayload, encodeCardPayload } from "./card-payload.js";
+import { dedupeKeyOf, panFingerprint } from "./fingerprints.js";
 import type { TokenView } from "./token-view.js";
 import { toTokenView } from "./token-view.js";
 import type { TokenizeRequest, ValidTokenizeRequest } from "./tokenize-input.js";
@@ -48,12 +52,19 @@ interface PendingItem {
   readonly valid: ValidTokenizeRequest;
   readonly fingerprint: string;
   readonly dedupeKey: string | null;
+  /** Retention end: the request's expiry, or the tenant's policy; null when persistent. */
+  readonly expiresAt: Date | null;
+  readonly epoch: string;
+  readonly createdAt: Date;
 }
 
 interface TenantKeys {
-  readonly pan: DataKey;
+  /** The PAN DEK of each expiry epoch the request needs (DESIGN.md: epoch-scoped DEKs). */
+  readonly pan: ReadonlyMap<string, DataKey>;
   readonly fingerprint: DataKey;
 }
+
+const DAY_MS = 86_400_000;
 
 /**
  * Tokenization: validate, fingerprint under the tenant's key, encrypt under the tenant's PAN DEK
@@ -66,13 +77,16 @@ export class TokenService {
     private readonly keys: KeyRing,
     private readonly audit: AuditTrail,
     private readonly clock: Clock,
+    private readonly tenants: TenantService,
   ) {}
 
   async tokenize(principal: Principal, request: TokenizeRequest): Promise<TokenizeResult> {
     const valid = validateTokenizeRequest(request, this.clock.now());
     if (!valid.ok) throw new VaultError("VALIDATION_FAILED", { errors: valid.issues });
-    const keys = await this.tenantKeys(principal.tenantId);
-    const item = this.pendingItem(valid.value, keys);
+    const retentionDays = await this.tenants.retentionDays(principal.tenantId);
+    const fingerprintKey = await this.fingerprintKey(principal);
+    const item = this.pendingItem(valid.value, fingerprintKey, retentionDays);
+    const keys = await this.tenantKeys(principal, fingerprintKey, [item]);
     for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
       const row = this.sealRow(principal, item, keys);
       const event = await this.audit.build(this.event(principal, "token.create", row.id));
@@ -81,7 +95,11 @@ export class TokenService {
       }
       if (row.dedupe_key !== null) {
         const existing = await findTokenByDedupeKey(this.db, principal.tenantId, row.dedupe_key);
-        if (existing !== undefined) return this.duplicateOf(principal, existing);
+        if (existing !== undefined && !this.expired(existing)) {
+          return this.duplicateOf(principal, existing);
+        }
+        // Past retention but not purged yet: it goes now, and the card gets a new token.
+        if (existing !== undefined) await this.purgeOne(existing);
       }
       // Otherwise the id collided (a card alias): draw another.
     }
@@ -102,10 +120,15 @@ export class TokenService {
       if (valid.ok) valids.set(index, valid.value);
       else results[index] = { ok: false, code: "VALIDATION_FAILED", errors: valid.issues };
     });
-    const keys = valids.size > 0 ? await this.tenantKeys(principal.tenantId) : undefined;
     const pending = new Map<number, PendingItem>();
-    if (keys !== undefined) {
-      for (const [index, valid] of valids) pending.set(index, this.pendingItem(valid, keys));
+    let keys: TenantKeys | undefined;
+    if (valids.size > 0) {
+      const retentionDays = await this.tenants.retentionDays(principal.tenantId);
+      const fingerprintKey = await this.fingerprintKey(principal);
+      for (const [index, valid] of valids) {
+        pending.set(index, this.pendingItem(valid, fingerprintKey, retentionDays));
+      }
+      keys = await this.tenantKeys(principal, fingerprintKey, [...pending.values()]);
     }
     for (
       let attempt = 0;
@@ -119,7 +142,7 @@ export class TokenService {
 
   async get(principal: Principal, id: string): Promise<TokenView> {
     const event = await this.audit.build(this.event(principal, "token.read", id));
-    const row = await this.guard(findTokenAudited(this.db, principal.tenantId, id, event));
+    const row = await this.guard(findTokenAudited(this.db, this.scope(principal), id, event));
     if (row === undefined) throw new VaultError("TOKEN_NOT_FOUND");
     return toTokenView(row);
   }
@@ -132,7 +155,7 @@ export class TokenService {
       ...this.event(principal, "token.reveal", id),
       details: { purpose },
     });
-    const row = await this.guard(findTokenAudited(this.db, principal.tenantId, id, event));
+    const row = await this.guard(findTokenAudited(this.db, this.scope(principal), id, event));
     if (row === undefined) throw new VaultError("TOKEN_NOT_FOUND");
     try {
       const key = await this.keys.keyById(row.dek_id, principal.tenantId, "pan");
@@ -140,6 +163,15 @@ export class TokenService {
       const plaintext = openEnvelope(row.ciphertext, key.material, context);
       return { id: row.id, card: { ...decodeCardPayload(plaintext), brand: row.brand } };
     } catch (err) {
+      if (err instanceof KeyDestroyedError) {
+        // Crypto-shredded or destroyed by a key ceremony: the card data is gone for good.
+        await this.audit.record(this.db, {
+          ...this.event(principal, "token.reveal", id),
+          outcome: "failure",
+          details: { reason: "key_destroyed", dek_id: err.keyId },
+        });
+        throw new VaultError("KEY_DESTROYED");
+      }
       if (!(err instanceof DecryptionError)) throw err;
       // One error for every integrity failure (tampered row, moved ciphertext, missing DEK).
       await this.audit.record(this.db, {
@@ -153,7 +185,7 @@ export class TokenService {
 
   async remove(principal: Principal, id: string): Promise<void> {
     const event = await this.audit.build(this.event(principal, "token.delete", id));
-    if (!(await this.guard(deleteTokenAudited(this.db, principal.tenantId, id, event)))) {
+    if (!(await this.guard(deleteTokenAudited(this.db, this.scope(principal), id, event)))) {
       throw new VaultError("TOKEN_NOT_FOUND");
     }
   }
@@ -206,6 +238,12 @@ export class TokenService {
     for (const [index, dedupeKey] of byIndex) {
       const row = byKey.get(dedupeKey);
       if (row === undefined) continue;
+      if (this.expired(row)) {
+        // Past retention but not purged yet: it goes now; the item is inserted next round.
+        byKey.delete(dedupeKey);
+        await this.purgeOne(row);
+        continue;
+      }
       results[index] = await this.duplicateOf(principal, row);
       pending.delete(index);
     }
@@ -219,12 +257,39 @@ export class TokenService {
     return { ok: true, token: toTokenView(row), duplicate: true };
   }
 
-  /** A validated card with its keyed fingerprint and dedupe key, computed once per request item. */
-  private pendingItem(valid: ValidTokenizeRequest, keys: TenantKeys): PendingItem {
+  /**
+   * A validated card with its keyed fingerprint, dedupe key and retention end, computed once per
+   * request item. Without an expiry or `persistent`, the tenant's retention policy applies (PCI
+   * DSS 3.2.1; the source documents ask for 30 days).
+   */
+  private pendingItem(
+    valid: ValidTokenizeRequest,
+    fingerprintKey: DataKey,
+    retentionDays: number,
+  ): PendingItem {
+    const { card } = valid;
+    const createdAt = this.clock.now();
+    const expiresAt = valid.persistent
+      ? null
+      : (valid.expiresAt ?? new Date(createdAt.getTime() + retentionDays * DAY_MS));
     return {
       valid,
-      fingerprint: fingerprintOf(keys.fingerprint.material, "pan", valid.card.pan.revealDigits()),
-      dedupeKey: valid.dedupe ? this.dedupeKeyOf(valid, keys) : null,
+      fingerprint: panFingerprint(fingerprintKey.material, card.pan.revealDigits()),
+      dedupeKey: valid.dedupe
+        ? dedupeKeyOf(
+            fingerprintKey.material,
+            {
+              number: card.pan.revealDigits(),
+              expMonth: card.expMonth,
+              expYear: card.expYear,
+              name: card.name,
+            },
+            valid.format,
+          )
+        : null,
+      expiresAt,
+      epoch: epochOf(expiresAt),
+      createdAt,
     };
   }
 
@@ -236,14 +301,16 @@ export class TokenService {
       valid.format === "card_alias"
         ? newCardAlias(card.pan, randomBytes)
         : newRandomToken(randomBytes);
+    const pan = keys.pan.get(item.epoch) as DataKey;
     const ciphertext = sealEnvelope({
-      dekId: keys.pan.id,
-      key: keys.pan.material,
+      dekId: pan.id,
+      key: pan.material,
       plaintext: encodeCardPayload(card),
       context: { tenantId: principal.tenantId, objectId: id, purpose: "pan" },
     });
     return {
       tenant_id: principal.tenantId,
+      environment: principal.environment,
       id,
       format: valid.format,
       brand: card.pan.brand,
@@ -252,34 +319,73 @@ export class TokenService {
       exp_month: card.expMonth,
       exp_year: card.expYear,
       fingerprint: item.fingerprint,
+      fingerprint_key_id: keys.fingerprint.id,
       dedupe_key: item.dedupeKey,
-      dek_id: keys.pan.id,
+      dek_id: pan.id,
       ciphertext,
       metadata: valid.metadata,
-      created_at: this.clock.now(),
-      expires_at: valid.expiresAt,
+      created_at: item.createdAt,
+      expires_at: item.expiresAt,
+      persistent: item.expiresAt === null,
     };
   }
 
-  /** The same card (number, expiry, name) in the same format is the same token when dedupe is on. */
-  private dedupeKeyOf(valid: ValidTokenizeRequest, keys: TenantKeys): string {
-    const { card } = valid;
-    const identity = [
-      card.pan.revealDigits(),
-      card.expMonth,
-      card.expYear,
-      card.name ?? "",
-      valid.format,
-    ].join("\u0000");
-    return fingerprintOf(keys.fingerprint.material, "dedupe", identity);
+  private fingerprintKey(principal: Principal): Promise<DataKey> {
+    return this.keys.activeKey({
+      owner: principal.tenantId,
+      purpose: "fingerprint",
+      environment: principal.environment,
+    });
   }
 
-  private async tenantKeys(tenantId: string): Promise<TenantKeys> {
-    const [pan, fingerprint] = await Promise.all([
-      this.keys.activeKey(tenantId, "pan"),
-      this.keys.activeKey(tenantId, "fingerprint"),
-    ]);
+  /**
+   * The PAN DEK of each epoch the items fall in, with one use reserved per item: each item may
+   * be encrypted once (a card-alias collision re-encrypts, well within the margin kept below
+   * the GCM limit).
+   */
+  private async tenantKeys(
+    principal: Principal,
+    fingerprint: DataKey,
+    items: readonly PendingItem[],
+  ): Promise<TenantKeys> {
+    const uses = new Map<string, number>();
+    for (const item of items) uses.set(item.epoch, (uses.get(item.epoch) ?? 0) + 1);
+    const pan = new Map<string, DataKey>();
+    for (const [epoch, count] of uses) {
+      const slot = {
+        owner: principal.tenantId,
+        purpose: "pan",
+        environment: principal.environment,
+        epoch,
+      } as const;
+      pan.set(epoch, await this.keys.activeKey(slot, undefined, count));
+    }
     return { pan, fingerprint };
+  }
+
+  private scope(principal: Principal): TokenScope {
+    return {
+      tenantId: principal.tenantId,
+      environment: principal.environment,
+      now: this.clock.now(),
+    };
+  }
+
+  private expired(row: TokenRow): boolean {
+    return row.expires_at !== null && row.expires_at.getTime() <= this.clock.now().getTime();
+  }
+
+  /** Deletes one token found past its retention, with its `token.purge` event. */
+  private async purgeOne(row: TokenRow): Promise<void> {
+    const event = await this.audit.build({
+      tenantId: row.tenant_id,
+      actor: "system",
+      action: "token.purge",
+      objectId: row.id,
+      outcome: "success",
+      details: { reason: "retention", count: 1 },
+    });
+    await this.guard(deleteExpiredToken(this.db, row.tenant_id, row.id, this.clock.now(), event));
   }
 
   private event(

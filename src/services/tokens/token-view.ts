@@ -14,7 +14,9 @@ export interface TokenView {
   readonly fingerprint: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly created_at: string;
+  /** The end of retention; null for a persistent token (a stored credential). */
   readonly expires_at: string | null;
+  readonly persistent: boolean;
 }
 
 export function toTokenView(row: TokenRow): TokenView {
@@ -32,5 +34,6 @@ export function toTokenView(row: TokenRow): TokenView {
     metadata: row.metadata,
     created_at: row.created_at.toISOString(),
     expires_at: row.expires_at?.toISOString() ?? null,
+    persistent: row.persistent,
   };
 }

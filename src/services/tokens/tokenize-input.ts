@@ -11,6 +11,8 @@ export interface TokenizeRequest {
   readonly expires_at?: string;
   readonly metadata?: Readonly<Record<string, string>>;
   readonly dedupe?: boolean;
+  /** A stored credential: kept until deleted instead of expiring with the retention policy. */
+  readonly persistent?: boolean;
 }
 
 export interface ValidTokenizeRequest {
@@ -19,6 +21,7 @@ export interface ValidTokenizeRequest {
   readonly expiresAt: Date | null;
   readonly metadata: Readonly<Record<string, string>>;
   readonly dedupe: boolean;
+  readonly persistent: boolean;
 }
 
 /** Field error codes this file adds to the domain's (docs/errors.md lists them). */
@@ -26,6 +29,7 @@ export const REQUEST_ISSUE_CODES = [
   "EXPIRES_AT_INVALID",
   "METADATA_CONTAINS_PAN",
   "PURPOSE_CONTAINS_PAN",
+  "RETENTION_CONFLICT",
 ] as const;
 
 /**
@@ -70,6 +74,13 @@ export function validateTokenizeRequest(
       });
     }
   }
+  if (request.persistent === true && request.expires_at !== undefined) {
+    issues.push({
+      field: `${fieldPrefix}persistent`,
+      code: "RETENTION_CONFLICT",
+      message: "A persistent token has no expiry: send either persistent or expires_at, not both.",
+    });
+  }
   for (const [key, value] of Object.entries(request.metadata ?? {})) {
     if (findPanLikeRuns(key).length > 0 || findPanLikeRuns(value).length > 0) {
       issues.push({
@@ -89,6 +100,7 @@ export function validateTokenizeRequest(
       expiresAt,
       metadata: request.metadata ?? {},
       dedupe: request.dedupe ?? true,
+      persistent: request.persistent ?? false,
     },
   };
 }

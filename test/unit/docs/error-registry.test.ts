@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DOMAIN_ISSUE_CODES } from "../../../src/domain/field-issue.js";
 import { ERRORS } from "../../../src/errors/registry.js";
 import { SCHEMA_ISSUE_CODES } from "../../../src/http/validation.js";
+import { KEY_ADMIN_ISSUE_CODES } from "../../../src/services/keys/ceremonies.js";
 import { REQUEST_ISSUE_CODES } from "../../../src/services/tokens/tokenize-input.js";
 
 const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
@@ -38,7 +39,12 @@ describe("docs/errors.md is pinned to the code", () => {
 
   it("documents every field error code the parsers and validators can produce, and no others", () => {
     const documented = tableAfter("Field error codes").map(([code]) => code);
-    const produced = [...SCHEMA_ISSUE_CODES, ...DOMAIN_ISSUE_CODES, ...REQUEST_ISSUE_CODES];
+    const produced = [
+      ...SCHEMA_ISSUE_CODES,
+      ...DOMAIN_ISSUE_CODES,
+      ...REQUEST_ISSUE_CODES,
+      ...KEY_ADMIN_ISSUE_CODES,
+    ];
     expect([...documented].sort()).toEqual([...new Set(produced)].sort());
   });
 

@@ -1,0 +1,248 @@
+import { newId } from "../../crypto/random.js";
+import { VaultError } from "../../errors/registry.js";
+import type { Environment, KeyManager } from "../../keys/key-manager.js";
+import { ENVIRONMENTS, isEnvironment } from "../../keys/key-manager.js";
+import { LocalKeyManager } from "../../keys/local-key-manager.js";
+import type { Database } from "../../store/database.js";
+import type { CeremonyRow } from "../../store/key-lifecycle-repo.js";
+import {
+  decideCeremonyAudited,
+  findCeremony,
+  insertCeremonyAudited,
+  listCeremonies,
+} from "../../store/key-lifecycle-repo.js";
+import type { AuditTrail } from "../audit/audit-trail.js";
+import type { Clock } from "../clock.js";
+import type { KeyLifecycle } from "./key-lifecycle.js";
+
+export type CeremonyAction = CeremonyRow["action"];
+export const CEREMONY_ACTIONS: readonly CeremonyAction[] = [
+  "kek.rotate",
+  "dek.destroy",
+  "custodians.rekey",
+];
+
+/** Field error codes of the key-administration routes (docs/errors.md lists them). */
+export const KEY_ADMIN_ISSUE_CODES = ["INVALID_PARAMETER", "SYSTEM_KEY"] as const;
+
+/** How long a proposal waits for its second principal. */
+export const CEREMONY_TTL_MS = 24 * 3600_000;
+
+export interface CeremonyOutcome {
+  readonly ceremony: CeremonyRow;
+  /** What the execution produced (e.g. KEK versions, new custodian shares, shown once). */
+  readonly result: Record<string, unknown>;
+}
+
+function invalid(field: string, message: string): VaultError {
+  return new VaultError("VALIDATION_FAILED", {
+    errors: [{ field, code: "INVALID_PARAMETER", message }],
+  });
+}
+
+/**
+ * Dual control and split knowledge (PCI DSS 3.6.1.2, 3.7.6): KEK rotation, DEK destruction and
+ * custodian changes are proposed by one principal and run only when a different principal
+ * approves before the proposal expires. Proposal, approval, rejection and the execution's
+ * outcome are each in the audit chain.
+ */
+export class CeremonyService {
+  constructor(
+    private readonly db: Database,
+    private readonly keyManager: KeyManager,
+    private readonly lifecycle: KeyLifecycle,
+    private readonly audit: AuditTrail,
+    private readonly clock: Clock,
+  ) {}
+
+  async propose(
+    action: string,
+    params: Record<string, unknown>,
+    actor: string,
+  ): Promise<CeremonyRow> {
+    const checked = this.checkParams(action, params);
+    const now = this.clock.now();
+    const row: CeremonyRow = {
+      id: newId("cer"),
+      action: action as CeremonyAction,
+      params: checked,
+      state: "pending",
+      proposed_by: actor,
+      proposed_at: now,
+      expires_at: new Date(now.getTime() + CEREMONY_TTL_MS),
+      decided_by: null,
+      decided_at: null,
+    };
+    const event = await this.audit.build({
+      tenantId: undefined,
+      actor,
+      action: "ceremony.propose",
+      objectId: row.id,
+      outcome: "success",
+      details: { ceremony: row.action, ...checked },
+    });
+    await insertCeremonyAudited(this.db, row, event);
+    return row;
+  }
+
+  async list(): Promise<CeremonyRow[]> {
+    return listCeremonies(this.db, 100);
+  }
+
+  async get(id: string): Promise<CeremonyRow> {
+    const row = await findCeremony(this.db, id);
+    if (row === undefined) throw new VaultError("CEREMONY_NOT_FOUND");
+    return row;
+  }
+
+  /** The second principal's approval: executes the ceremony. */
+  async approve(id: string, actor: string): Promise<CeremonyOutcome> {
+    const row = await this.decidable(id, actor);
+    const event = await this.audit.build({
+      tenantId: undefined,
+      actor,
+      action: "ceremony.approve",
+      objectId: id,
+      outcome: "success",
+      details: { ceremony: row.action, proposed_by: row.proposed_by },
+    });
+    if (!(await decideCeremonyAudited(this.db, id, "executed", actor, this.clock.now(), event))) {
+      throw new VaultError("CEREMONY_NOT_PENDING");
+    }
+    try {
+      const result = await this.execute(row, `${actor}+${row.proposed_by}`);
+      return { ceremony: await this.get(id), result };
+    } catch (err) {
+      await this.audit.record(this.db, {
+        tenantId: undefined,
+        actor,
+        action: "ceremony.approve",
+        objectId: id,
+        outcome: "failure",
+        details: { ceremony: row.action, reason: "execution_failed" },
+      });
+      throw err;
+    }
+  }
+
+  async reject(id: string, actor: string): Promise<CeremonyRow> {
+    const row = await this.decidable(id, actor);
+    const event = await this.audit.build({
+      tenantId: undefined,
+      actor,
+      action: "ceremony.reject",
+      objectId: id,
+      outcome: "success",
+      details: { ceremony: row.action },
+    });
+    if (!(await decideCeremonyAudited(this.db, id, "rejected", actor, this.clock.now(), event))) {
+      throw new VaultError("CEREMONY_NOT_PENDING");
+    }
+    return this.get(id);
+  }
+
+  private async decidable(id: string, actor: string): Promise<CeremonyRow> {
+    const row = await this.get(id);
+    if (row.state !== "pending") throw new VaultError("CEREMONY_NOT_PENDING");
+    if (row.expires_at.getTime() <= this.clock.now().getTime())
+      throw new VaultError("CEREMONY_EXPIRED");
+    if (row.proposed_by === actor) {
+      await this.audit.record(this.db, {
+        tenantId: undefined,
+        actor,
+        action: "ceremony.approve",
+        objectId: id,
+        outcome: "denied",
+        details: { ceremony: row.action, reason: "self_approval" },
+      });
+      throw new VaultError("CEREMONY_SELF_APPROVAL");
+    }
+    return row;
+  }
+
+  private async execute(row: CeremonyRow, actor: string): Promise<Record<string, unknown>> {
+    switch (row.action) {
+      case "kek.rotate": {
+        const environments =
+          row.params.environment === "both"
+            ? ENVIRONMENTS
+            : [row.params.environment as Environment];
+        const out: Record<string, unknown> = {};
+        for (const environment of environments) {
+          const { kek, rewrapped } = await this.lifecycle.rotateKek(environment, actor);
+          out[environment] = { kek_id: kek.kekId, kek_version: kek.currentVersion, rewrapped };
+        }
+        return out;
+      }
+      case "dek.destroy":
+        await this.lifecycle.destroyKey(
+          String(row.params.key_id),
+          actor,
+          String(row.params.reason),
+        );
+        return { destroyed: row.params.key_id };
+      case "custodians.rekey": {
+        if (!(this.keyManager instanceof LocalKeyManager)) {
+          throw invalid("action", "custodian shares exist only with the local KeyManager");
+        }
+        const { setId, shares } = await this.keyManager.rekey({
+          shares: Number(row.params.shares),
+          threshold: Number(row.params.threshold),
+        });
+        await this.audit.record(this.db, {
+          tenantId: undefined,
+          actor,
+          action: "custodians.rekey",
+          objectId: setId,
+          outcome: "success",
+          details: { shares: Number(row.params.shares), threshold: Number(row.params.threshold) },
+        });
+        return { share_set: setId, shares };
+      }
+    }
+  }
+
+  private checkParams(
+    action: string,
+    params: Record<string, unknown>,
+  ): Record<string, string | number> {
+    switch (action) {
+      case "kek.rotate": {
+        const environment = params.environment ?? "both";
+        if (environment !== "both" && !isEnvironment(environment)) {
+          throw invalid("params.environment", "environment must be live, test or both");
+        }
+        return { environment: environment as string };
+      }
+      case "dek.destroy": {
+        const keyId = params.key_id;
+        const reason = params.reason;
+        if (typeof keyId !== "string" || !/^dek_[0-9A-Za-z]{1,64}$/.test(keyId)) {
+          throw invalid("params.key_id", "key_id must be a DEK id (dek_…)");
+        }
+        if (typeof reason !== "string" || reason.length < 3 || reason.length > 200) {
+          throw invalid("params.reason", "reason must be 3 to 200 characters");
+        }
+        return { key_id: keyId, reason };
+      }
+      case "custodians.rekey": {
+        const shares = params.shares;
+        const threshold = params.threshold;
+        if (
+          typeof shares !== "number" ||
+          typeof threshold !== "number" ||
+          !Number.isInteger(shares) ||
+          !Number.isInteger(threshold) ||
+          threshold < 2 ||
+          shares < threshold ||
+          shares > 255
+        ) {
+          throw invalid("params", "need whole numbers 2 <= threshold <= shares <= 255");
+        }
+        return { shares, threshold };
+      }
+      default:
+        throw invalid("action", `action must be one of ${CEREMONY_ACTIONS.join(", ")}`);
+    }
+  }
+}

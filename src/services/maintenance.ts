@@ -1,0 +1,59 @@
+import type { Core } from "../app/core.js";
+import { ENVIRONMENTS } from "../keys/key-manager.js";
+
+export interface MaintenanceOptions {
+  readonly intervalMs: number;
+  readonly autoReencrypt: boolean;
+  readonly onError: (err: unknown) => void;
+}
+
+export interface MaintenanceReport {
+  readonly tokensPurged: number;
+  readonly keysDestroyed: number;
+  readonly rewrapped: number;
+  readonly reencrypted: number;
+}
+
+const ACTOR = "system:maintenance";
+
+/**
+ * One pass of the scheduled key and retention work (PCI DSS 3.2.1, 3.7.4, 3.7.5): purge tokens
+ * past retention and shred the epoch keys left empty; finish any KEK re-wrap an interrupted
+ * rotation left; and (when enabled) move tokens off keys retired by their cryptoperiod. Every
+ * step is compare-and-set, so passes on several nodes at once are safe.
+ */
+export async function runMaintenance(
+  core: Core,
+  autoReencrypt: boolean,
+): Promise<MaintenanceReport> {
+  const purge = await core.retention.purge(ACTOR);
+  let rewrapped = 0;
+  for (const environment of ENVIRONMENTS)
+    rewrapped += await core.lifecycle.rewrap(environment, ACTOR);
+  const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR) : 0;
+  return {
+    tokensPurged: purge.tokensPurged,
+    keysDestroyed: purge.keysDestroyed.length,
+    rewrapped,
+    reencrypted,
+  };
+}
+
+/** Runs maintenance every `intervalMs` while the vault is unsealed; returns a stopper. */
+export function scheduleMaintenance(core: Core, options: MaintenanceOptions): () => Promise<void> {
+  if (options.intervalMs === 0) return async () => undefined;
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running !== undefined || core.sealStatus().sealed) return;
+    running = runMaintenance(core, options.autoReencrypt)
+      .catch(options.onError)
+      .finally(() => {
+        running = undefined;
+      });
+  }, options.intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,424 @@
+import type { AuditEventRow } from "../audit/audit-event.js";
+import type { Environment } from "../keys/key-manager.js";
+import { AUDIT_INSERT_COLUMNS, auditParams } from "./audit-repo.js";
+import type { SqlClient } from "./database.js";
+
+/**
+ * SQL of the key lifecycle: re-encryption and re-fingerprinting jobs (PCI DSS 3.6.4, 3.7.4),
+ * retention purges and crypto-shredding (3.2.1, 3.7.5), and dual-control ceremonies (3.6.1.2).
+ * Every write carries its audit event in the same statement or transaction.
+ */
+
+/** A token whose card data is under a retired (not destroyed) key of the job's purpose. */
+export interface StaleTokenRow {
+  readonly tenant_id: string;
+  readonly id: string;
+  readonly environment: Environment;
+  readonly format: "random" | "card_alias";
+  readonly dek_id: string;
+  readonly ciphertext: Buffer;
+  readonly fingerprint_key_id: string;
+  readonly has_dedupe: boolean;
+  /** The epoch of the token's current PAN key: its new key is the newest of that epoch. */
+  readonly epoch: string;
+}
+
+/** Which column names the key a job moves tokens off. */
+export type JobPurpose = "pan" | "fingerprint";
+
+const KEY_COLUMN: Record<JobPurpose, string> = { pan: "dek_id", fingerprint: "fingerprint_key_id" };
+
+export async function findStaleTokens(
+  db: SqlClient,
+  purpose: JobPurpose,
+  tenantId: string | null,
+  limit: number,
+  after: { tenantId: string; id: string },
+): Promise<StaleTokenRow[]> {
+  const column = KEY_COLUMN[purpose];
+  const { rows } = await db.query<StaleTokenRow>(
+    `SELECT t.tenant_id, t.id, t.environment, t.format, t.dek_id, t.ciphertext, t.fingerprint_key_id,
+            t.dedupe_key IS NOT NULL AS has_dedupe, p.epoch
+       FROM tokens t
+       JOIN data_keys k ON k.id = t.${column}
+       JOIN data_keys p ON p.id = t.dek_id
+      WHERE k.retired_at IS NOT NULL AND k.destroyed_at IS NULL
+        AND ($1::text IS NULL OR t.tenant_id = $1)
+        AND (t.tenant_id, t.id) > ($3::text, $4::text)
+      ORDER BY t.tenant_id, t.id
+      LIMIT $2`,
+    [tenantId, limit, after.tenantId, after.id],
+  );
+  return rows;
+}
+
+export async function countStaleTokens(
+  db: SqlClient,
+  purpose: JobPurpose,
+  tenantId: string | null,
+): Promise<number> {
+  const column = KEY_COLUMN[purpose];
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::float8 AS n FROM tokens t JOIN data_keys k ON k.id = t.${column}
+      WHERE k.retired_at IS NOT NULL AND k.destroyed_at IS NULL
+        AND ($1::text IS NULL OR t.tenant_id = $1)`,
+    [tenantId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export interface ReencryptUpdate {
+  readonly tenantId: string;
+  readonly id: string;
+  readonly oldDekId: string;
+  readonly dekId: string;
+  readonly ciphertext: Buffer;
+}
+
+/**
+ * Moves tokens to new ciphertexts, each only if it is still under the key it was read with
+ * (compare-and-set: a crash or a second runner never encrypts a token twice), and advances the
+ * job, with the batch's audit event, in one statement. Returns how many tokens moved.
+ */
+export async function applyReencryption(
+  db: SqlClient,
+  jobId: string,
+  updates: readonly ReencryptUpdate[],
+  now: Date,
+  event: AuditEventRow,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `WITH up AS (
+       UPDATE tokens t SET dek_id = u.dek_id, ciphertext = decode(u.ciphertext, 'base64')
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+              AS u(tenant_id, id, old_dek_id, dek_id, ciphertext)
+        WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.dek_id = u.old_dek_id
+        RETURNING t.id),
+     j AS (UPDATE key_rotation_jobs SET done = done + (SELECT count(*) FROM up), updated_at = $7
+            WHERE id = $6 RETURNING id),
+     a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+           SELECT $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17 WHERE EXISTS (SELECT 1 FROM up)
+           RETURNING id)
+     SELECT (SELECT count(*) FROM up)::int AS n, (SELECT count(*) FROM j)::int AS j, (SELECT count(*) FROM a)::int AS a`,
+    [
+      updates.map((u) => u.tenantId),
+      updates.map((u) => u.id),
+      updates.map((u) => u.oldDekId),
+      updates.map((u) => u.dekId),
+      updates.map((u) => u.ciphertext.toString("base64")),
+      jobId,
+      now,
+      ...auditParams(event),
+    ],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export interface RefingerprintUpdate {
+  readonly tenantId: string;
+  readonly id: string;
+  readonly oldKeyId: string;
+  readonly keyId: string;
+  readonly fingerprint: string;
+  readonly dedupeKey: string | null;
+}
+
+/** Like applyReencryption, for fingerprints and dedupe keys under a new fingerprint key. */
+export async function applyRefingerprint(
+  db: SqlClient,
+  jobId: string,
+  updates: readonly RefingerprintUpdate[],
+  now: Date,
+  event: AuditEventRow,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `WITH up AS (
+       UPDATE tokens t SET fingerprint_key_id = u.key_id, fingerprint = u.fingerprint, dedupe_key = u.dedupe_key
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS u(tenant_id, id, old_key_id, key_id, fingerprint, dedupe_key)
+        WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.fingerprint_key_id = u.old_key_id
+        RETURNING t.id),
+     j AS (UPDATE key_rotation_jobs SET done = done + (SELECT count(*) FROM up), updated_at = $8
+            WHERE id = $7 RETURNING id),
+     a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+           SELECT $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18 WHERE EXISTS (SELECT 1 FROM up)
+           RETURNING id)
+     SELECT (SELECT count(*) FROM up)::int AS n, (SELECT count(*) FROM j)::int AS j, (SELECT count(*) FROM a)::int AS a`,
+    [
+      updates.map((u) => u.tenantId),
+      updates.map((u) => u.id),
+      updates.map((u) => u.oldKeyId),
+      updates.map((u) => u.keyId),
+      updates.map((u) => u.fingerprint),
+      updates.map((u) => u.dedupeKey),
+      jobId,
+      now,
+      ...auditParams(event),
+    ],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export interface RotationJobRow {
+  readonly id: string;
+  readonly purpose: JobPurpose;
+  readonly tenant_id: string | null;
+  readonly state: "running" | "done";
+  readonly total: number;
+  readonly done: number;
+  readonly started_by: string;
+  readonly started_at: Date;
+  readonly updated_at: Date;
+  readonly finished_at: Date | null;
+}
+
+const JOB_COLUMNS =
+  "id, purpose, tenant_id, state, total::float8 AS total, done::float8 AS done, started_by, started_at, updated_at, finished_at";
+
+export async function insertRotationJob(db: SqlClient, job: RotationJobRow): Promise<void> {
+  await db.query(
+    `INSERT INTO key_rotation_jobs (id, purpose, tenant_id, state, total, done, started_by, started_at, updated_at, finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [
+      job.id,
+      job.purpose,
+      job.tenant_id,
+      job.state,
+      job.total,
+      job.done,
+      job.started_by,
+      job.started_at,
+      job.updated_at,
+      job.finished_at,
+    ],
+  );
+}
+
+/** The unfinished job of this purpose and scope, if one was interrupted. */
+export async function findRunningJob(
+  db: SqlClient,
+  purpose: JobPurpose,
+  tenantId: string | null,
+): Promise<RotationJobRow | undefined> {
+  const { rows } = await db.query<RotationJobRow>(
+    `SELECT ${JOB_COLUMNS} FROM key_rotation_jobs
+      WHERE state = 'running' AND purpose = $1 AND tenant_id IS NOT DISTINCT FROM $2
+      ORDER BY started_at LIMIT 1`,
+    [purpose, tenantId],
+  );
+  return rows[0];
+}
+
+export async function findJob(db: SqlClient, id: string): Promise<RotationJobRow | undefined> {
+  const { rows } = await db.query<RotationJobRow>(
+    `SELECT ${JOB_COLUMNS} FROM key_rotation_jobs WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function listJobs(db: SqlClient, limit: number): Promise<RotationJobRow[]> {
+  const { rows } = await db.query<RotationJobRow>(
+    `SELECT ${JOB_COLUMNS} FROM key_rotation_jobs ORDER BY started_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
+
+export async function finishJob(db: SqlClient, id: string, now: Date): Promise<void> {
+  await db.query(
+    "UPDATE key_rotation_jobs SET state = 'done', finished_at = $2, updated_at = $2 WHERE id = $1",
+    [id, now],
+  );
+}
+
+/** Tokens past retention at `now`, oldest first. */
+export async function findExpiredTokens(
+  db: SqlClient,
+  now: Date,
+  limit: number,
+): Promise<{ tenant_id: string; id: string }[]> {
+  const { rows } = await db.query<{ tenant_id: string; id: string }>(
+    "SELECT tenant_id, id FROM tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    [now, limit],
+  );
+  return rows;
+}
+
+/** Deletes the given tokens if still past retention at `now`; returns how many went. */
+export async function deleteExpiredTokens(
+  db: SqlClient,
+  ids: readonly { tenant_id: string; id: string }[],
+  now: Date,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `WITH d AS (
+       DELETE FROM tokens t USING unnest($1::text[], $2::text[]) AS u(tenant_id, id)
+        WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.expires_at <= $3 RETURNING t.id)
+     SELECT count(*)::int AS n FROM d`,
+    [ids.map((r) => r.tenant_id), ids.map((r) => r.id), now],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** PAN keys of month epochs with no token left: candidates for crypto-shredding. */
+export async function findEmptyEpochKeys(
+  db: SqlClient,
+): Promise<{ id: string; owner: string; environment: Environment; epoch: string }[]> {
+  const { rows } = await db.query<{
+    id: string;
+    owner: string;
+    environment: Environment;
+    epoch: string;
+  }>(
+    `SELECT k.id, k.owner, k.environment, k.epoch FROM data_keys k
+      WHERE k.purpose = 'pan' AND k.destroyed_at IS NULL AND k.epoch ~ '^[0-9]{4}-[0-9]{2}$'
+        AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.dek_id = k.id)
+      ORDER BY k.epoch, k.id`,
+  );
+  return rows;
+}
+
+export async function insertPurgeRun(
+  db: SqlClient,
+  run: { id: string; actor: string; ranAt: Date; tokensPurged: number; keysDestroyed: number },
+): Promise<void> {
+  await db.query(
+    "INSERT INTO purge_runs (id, actor, ran_at, tokens_purged, keys_destroyed) VALUES ($1, $2, $3, $4, $5)",
+    [run.id, run.actor, run.ranAt, run.tokensPurged, run.keysDestroyed],
+  );
+}
+
+export interface RetentionDueRow {
+  readonly tenant_id: string;
+  readonly environment: Environment;
+  readonly epoch: string;
+  readonly tokens: number;
+  readonly first_expiry: Date;
+  readonly last_expiry: Date;
+}
+
+/** Tokens whose retention ends before `until`, by tenant, environment and epoch. */
+export async function retentionDue(db: SqlClient, until: Date): Promise<RetentionDueRow[]> {
+  const { rows } = await db.query<RetentionDueRow>(
+    `SELECT t.tenant_id, t.environment, k.epoch, count(*)::float8 AS tokens,
+            min(t.expires_at) AS first_expiry, max(t.expires_at) AS last_expiry
+       FROM tokens t JOIN data_keys k ON k.id = t.dek_id
+      WHERE t.expires_at < $1
+      GROUP BY t.tenant_id, t.environment, k.epoch ORDER BY first_expiry`,
+    [until],
+  );
+  return rows;
+}
+
+export async function purgeRunsSince(
+  db: SqlClient,
+  since: Date,
+): Promise<
+  { id: string; actor: string; ran_at: Date; tokens_purged: number; keys_destroyed: number }[]
+> {
+  const { rows } = await db.query<{
+    id: string;
+    actor: string;
+    ran_at: Date;
+    tokens_purged: number;
+    keys_destroyed: number;
+  }>(
+    `SELECT id, actor, ran_at, tokens_purged::float8 AS tokens_purged, keys_destroyed
+       FROM purge_runs WHERE ran_at >= $1 ORDER BY ran_at`,
+    [since],
+  );
+  return rows;
+}
+
+/** Counts of persistent tokens, by tenant and environment (kept until deleted). */
+export async function persistentCounts(
+  db: SqlClient,
+): Promise<{ tenant_id: string; environment: Environment; tokens: number }[]> {
+  const { rows } = await db.query<{ tenant_id: string; environment: Environment; tokens: number }>(
+    `SELECT tenant_id, environment, count(*)::float8 AS tokens FROM tokens WHERE persistent
+      GROUP BY tenant_id, environment ORDER BY tenant_id, environment`,
+  );
+  return rows;
+}
+
+export interface CeremonyRow {
+  readonly id: string;
+  readonly action: "kek.rotate" | "dek.destroy" | "custodians.rekey";
+  readonly params: Record<string, string | number>;
+  readonly state: "pending" | "executed" | "rejected" | "failed";
+  readonly proposed_by: string;
+  readonly proposed_at: Date;
+  readonly expires_at: Date;
+  readonly decided_by: string | null;
+  readonly decided_at: Date | null;
+}
+
+const CEREMONY_COLUMNS =
+  "id, action, params, state, proposed_by, proposed_at, expires_at, decided_by, decided_at";
+
+export async function insertCeremonyAudited(
+  db: SqlClient,
+  row: CeremonyRow,
+  event: AuditEventRow,
+): Promise<void> {
+  await db.query(
+    `WITH c AS (
+       INSERT INTO key_ceremonies (${CEREMONY_COLUMNS}) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)
+       RETURNING id)
+     INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+     SELECT $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18, $19 FROM c`,
+    [
+      row.id,
+      row.action,
+      JSON.stringify(row.params),
+      row.state,
+      row.proposed_by,
+      row.proposed_at,
+      row.expires_at,
+      row.decided_by,
+      row.decided_at,
+      ...auditParams(event),
+    ],
+  );
+}
+
+export async function findCeremony(db: SqlClient, id: string): Promise<CeremonyRow | undefined> {
+  const { rows } = await db.query<CeremonyRow>(
+    `SELECT ${CEREMONY_COLUMNS} FROM key_ceremonies WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function listCeremonies(db: SqlClient, limit: number): Promise<CeremonyRow[]> {
+  const { rows } = await db.query<CeremonyRow>(
+    `SELECT ${CEREMONY_COLUMNS} FROM key_ceremonies ORDER BY proposed_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
+
+/**
+ * Decides a pending ceremony (compare-and-set on its state, a different principal, not expired),
+ * with its audit event, in one statement. Returns false when any condition no longer holds.
+ */
+export async function decideCeremonyAudited(
+  db: SqlClient,
+  id: string,
+  state: "executed" | "rejected" | "failed",
+  decidedBy: string,
+  now: Date,
+  event: AuditEventRow,
+): Promise<boolean> {
+  const { rows } = await db.query(
+    `WITH c AS (
+       UPDATE key_ceremonies SET state = $2, decided_by = $3, decided_at = $4
+        WHERE id = $1 AND state = 'pending' AND proposed_by <> $3 AND expires_at > $4
+        RETURNING id)
+     INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+     SELECT $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14 FROM c RETURNING id`,
+    [id, state, decidedBy, now, ...auditParams(event)],
+  );
+  return rows.length === 1;
+}
