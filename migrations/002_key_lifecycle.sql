@@ -70,6 +70,9 @@ CREATE TABLE key_rotation_jobs (
   state        text NOT NULL CHECK (state IN ('running', 'done')),
   total        bigint NOT NULL,
   done         bigint NOT NULL DEFAULT 0,
+  -- Tokens the last run could not decrypt (left on their key, counted in the audit events): not retried by the
+  -- scheduled job until more tokens go stale.
+  failed       bigint NOT NULL DEFAULT 0,
   started_by   text NOT NULL,
   started_at   timestamptz NOT NULL,
   updated_at   timestamptz NOT NULL,

@@ -159,8 +159,11 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
         sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
       async submitUnsealShare(share) {
         if (sealable === undefined) return { sealed: false, threshold: 0, shares: 0, progress: 0 };
+        const wasSealed = sealable.sealStatus().sealed;
         const status = sealable.submitShare(share);
-        if (!status.sealed) {
+        // Only the submission that unseals loads the keys and is audited; later posts (the
+        // route needs no credential) just read the status.
+        if (wasSealed && !status.sealed) {
           await loadSystemKeys();
           await trail.record(db, {
             tenantId: undefined,

@@ -21,6 +21,6 @@ export function isScope(value: string): value is Scope {
 export function grants(held: ReadonlySet<Scope> | readonly Scope[], needed: Scope): boolean {
   const set = held instanceof Set ? held : new Set(held);
   // `admin` is a tenant's administrator; the vault's own keys and seal need `sys:admin`, which
-  // only the operator's bootstrap key holds (PCI DSS 7.2.2: least privilege).
+  // the operator grants explicitly (the bootstrap key holds it; PCI DSS 7.2.2: least privilege).
   return set.has(needed) || (set.has("admin") && needed !== "sys:admin");
 }

@@ -93,6 +93,8 @@ export class KeyDestroyedError extends Error {
 interface CacheEntry {
   readonly key: DataKey;
   expiresAt: number;
+  /** When the store last confirmed the key was not destroyed. */
+  checkedAt: number;
 }
 
 /**
@@ -100,6 +102,9 @@ interface CacheEntry {
  * rotation made on another node (or by the CLI) takes over everywhere within this time.
  */
 const ACTIVE_RECHECK_MS = 30_000;
+
+/** Keys a reservation may find spent (by other nodes) in a row before it gives up. */
+const RESERVE_ATTEMPTS = 16;
 
 interface ActiveEntry {
   readonly id: string;
@@ -138,6 +143,8 @@ export class KeyRing {
   private readonly byId = new Map<string, CacheEntry>();
   private readonly active = new Map<string, ActiveEntry>();
   private readonly loading = new Map<string, Promise<DataKey>>();
+  /** The tail of each slot's queue of reservations on this node. */
+  private readonly reserving = new Map<string, Promise<void>>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -167,18 +174,21 @@ export class KeyRing {
       entry !== undefined && this.withinPeriod(entry, slot) ? this.fromCache(entry.id) : undefined;
     key ??= await this.once(`active:${name}`, () => this.loadActive(slot, name));
     if (uses === 0) return key;
-    let current = this.active.get(name) as ActiveEntry;
-    if (!current.metered) return key;
-    if (current.budget < uses) {
-      await this.reserve(slot, name, uses);
-      current = this.active.get(name) as ActiveEntry;
+    const current = this.active.get(name);
+    if (current !== undefined && current.id === key.id) {
+      if (!current.metered) return key;
+      // Spent synchronously from the budget reserved on this very key: no await in between.
+      if (current.budget >= uses) {
+        current.budget -= uses;
+        return key;
+      }
     }
-    current.budget -= uses;
-    return this.fromCache(current.id) ?? (await this.keyById(current.id, slot.owner, slot.purpose));
+    return this.spend(slot, name, uses);
   }
 
   /** The key with this id, which must belong to the slot's owner and purpose. */
   async keyById(id: string, owner: string, purpose: Purpose): Promise<DataKey> {
+    await this.recheckDestroyed(id);
     const key = this.fromCache(id) ?? (await this.once(`id:${id}`, () => this.loadById(id)));
     // A DEK of another tenant or purpose is never used, even if a row points at it.
     if (key.owner !== owner || key.purpose !== purpose) throw new DecryptionError();
@@ -248,26 +258,60 @@ export class KeyRing {
     return row.max_uses === null || row.uses_reserved < row.max_uses;
   }
 
-  /** Reserves a block of uses on the slot's key, rotating to a new version when it is spent. */
-  private async reserve(slot: Required<KeySlot>, name: string, uses: number): Promise<void> {
+  /**
+   * Spends `uses` on the slot's current key, reserving a block in the store when this node's
+   * budget is short and moving to a new version when the key is spent. Reservations of a slot
+   * run one at a time on this node, and the uses are taken from the very key they were reserved
+   * on, so no key is handed out for more uses than the store granted (its max_uses).
+   */
+  private spend(slot: Required<KeySlot>, name: string, uses: number): Promise<DataKey> {
     const maxUses = this.policy.maxUses[slot.purpose];
     if (maxUses !== undefined && uses > maxUses) {
-      throw new RangeError(`cannot reserve ${uses} uses on a key allowed ${maxUses}`);
+      return Promise.reject(
+        new RangeError(`cannot reserve ${uses} uses on a key allowed ${maxUses}`),
+      );
     }
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const entry = this.active.get(name) as ActiveEntry;
-      const block = Math.max(uses, Math.min(this.policy.reserveBlock, maxUses ?? uses));
-      const granted = await reserveDataKeyUses(this.db, entry.id, block, uses, this.clock.now());
-      if (granted > 0) {
-        entry.budget += granted;
-        return;
+    const previous = this.reserving.get(name) ?? Promise.resolve();
+    const run = previous.then(() => this.reserve(slot, name, uses));
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.reserving.set(name, tail);
+    void tail.then(() => {
+      if (this.reserving.get(name) === tail) this.reserving.delete(name);
+    });
+    return run;
+  }
+
+  private async reserve(slot: Required<KeySlot>, name: string, uses: number): Promise<DataKey> {
+    const maxUses = this.policy.maxUses[slot.purpose];
+    for (let attempt = 0; attempt < RESERVE_ATTEMPTS; attempt++) {
+      let entry = this.active.get(name);
+      if (entry === undefined || !this.withinPeriod(entry, slot)) {
+        await this.once(`active:${name}`, () => this.loadActive(slot, name));
+        entry = this.active.get(name) as ActiveEntry;
       }
-      // Spent (here or on another node), or past its time: the next version takes over.
-      await retireDataKey(this.db, entry.id, this.clock.now());
-      this.active.delete(name);
-      await this.once(`active:${name}`, () => this.loadActive(slot, name));
+      if (!entry.metered) return this.keyOf(entry, slot);
+      if (entry.budget < uses) {
+        const block = Math.max(uses, Math.min(this.policy.reserveBlock, maxUses ?? uses));
+        const granted = await reserveDataKeyUses(this.db, entry.id, block, uses, this.clock.now());
+        if (granted === 0) {
+          // Spent (here or on another node), or past its time: the next version takes over.
+          await retireDataKey(this.db, entry.id, this.clock.now());
+          if (this.active.get(name) === entry) this.active.delete(name);
+          continue;
+        }
+        entry.budget += granted;
+      }
+      entry.budget -= uses;
+      return this.keyOf(entry, slot);
     }
     throw new Error("could not reserve key uses");
+  }
+
+  private async keyOf(entry: ActiveEntry, slot: Required<KeySlot>): Promise<DataKey> {
+    return this.fromCache(entry.id) ?? (await this.keyById(entry.id, slot.owner, slot.purpose));
   }
 
   private async loadById(id: string): Promise<DataKey> {
@@ -345,8 +389,29 @@ export class KeyRing {
       version: row.version,
       material,
     };
-    this.byId.set(row.id, { key, expiresAt: Date.now() + this.options.cacheTtlMs });
+    this.byId.set(row.id, {
+      key,
+      expiresAt: Date.now() + this.options.cacheTtlMs,
+      checkedAt: Date.now(),
+    });
     return key;
+  }
+
+  /**
+   * A key destroyed by another node or the CLI stops decrypting here too: a cached tenant key is
+   * re-checked against the store at most every ACTIVE_RECHECK_MS (one primary-key read).
+   */
+  private async recheckDestroyed(id: string): Promise<void> {
+    const entry = this.byId.get(id);
+    if (entry === undefined || entry.key.owner === SYSTEM_KEY_OWNER) return;
+    const now = Date.now();
+    if (now - entry.checkedAt < ACTIVE_RECHECK_MS) return;
+    entry.checkedAt = now;
+    const row = await findDataKey(this.db, id);
+    if (row === undefined || row.destroyed_at !== null) {
+      this.forget(id);
+      throw new KeyDestroyedError(id);
+    }
   }
 
   private fromCache(id: string): DataKey | undefined {

@@ -192,23 +192,24 @@ export class LocalKeyManager implements KeyManager {
   readonly kind = "local" as const;
   private keks = new Map<Environment, { id: string; versions: LiveVersion[] }>();
   private unsealKey: Buffer | undefined;
-  private readonly collector: ShareCollector | undefined;
+  private collector: ShareCollector | undefined;
 
   private constructor(
     private readonly path: string,
     private file: KekFileV2,
-    now: () => number,
+    private readonly now: () => number,
   ) {
-    if (file.seal !== null) {
-      const seal = file.seal;
-      this.collector = new ShareCollector(
-        { setId: seal.set_id, threshold: seal.threshold, shares: seal.shares },
-        (candidate) => this.tryUnseal(candidate),
-        now,
-      );
-    } else {
-      this.loadVersions(undefined);
-    }
+    this.collector = this.collectorFor(file.seal);
+    if (file.seal === null) this.loadVersions(undefined);
+  }
+
+  private collectorFor(seal: SealConfig | null): ShareCollector | undefined {
+    if (seal === null) return undefined;
+    return new ShareCollector(
+      { setId: seal.set_id, threshold: seal.threshold, shares: seal.shares },
+      (candidate) => this.tryUnseal(candidate),
+      this.now,
+    );
   }
 
   static async open(path: string, options: LocalKeyManagerOptions): Promise<LocalKeyManager> {
@@ -233,6 +234,8 @@ export class LocalKeyManager implements KeyManager {
     try {
       const now = new Date();
       const setId = newId("kset");
+      // Split first: impossible options throw before a file exists whose shares nobody holds.
+      const shares = ShareCollector.split(setId, unsealKey, options);
       const file: KekFileV2 = {
         format: FORMAT_V2,
         seal: sealConfig(setId, options, unsealKey),
@@ -248,7 +251,7 @@ export class LocalKeyManager implements KeyManager {
         }
         throw err;
       }
-      return { setId, shares: ShareCollector.split(setId, unsealKey, options) };
+      return { setId, shares };
     } finally {
       zeroize(unsealKey);
     }
@@ -280,8 +283,18 @@ export class LocalKeyManager implements KeyManager {
     threshold: number;
   }): Promise<{ setId: string; shares: string[] }> {
     this.requireUnsealed();
+    // Start from the file as it is now: a KEK version another node added must not be dropped.
+    await this.reload();
     const unsealKey = randomBytes(KEY_BYTES);
     const setId = newId("kset");
+    // Split first: impossible options must not re-seal the file under a key nobody holds.
+    let shares: string[];
+    try {
+      shares = ShareCollector.split(setId, unsealKey, options);
+    } catch (err) {
+      zeroize(unsealKey);
+      throw err;
+    }
     const now = new Date();
     const keks = {} as Record<Environment, StoredKek>;
     for (const environment of ENVIRONMENTS) {
@@ -300,19 +313,31 @@ export class LocalKeyManager implements KeyManager {
       seal: sealConfig(setId, options, unsealKey),
       keks,
     };
-    await writeKekFile(this.path, file, false);
+    try {
+      await writeKekFile(this.path, file, false);
+    } catch (err) {
+      zeroize(unsealKey);
+      throw err;
+    }
     this.file = file;
     if (this.unsealKey !== undefined) zeroize(this.unsealKey);
     this.unsealKey = unsealKey;
-    return { setId, shares: ShareCollector.split(setId, unsealKey, options) };
+    // The status (threshold, shares) and any later unseal follow the new set, not the old one.
+    this.collector?.reset();
+    this.collector = this.collectorFor(file.seal);
+    return { setId, shares };
   }
 
   async wrapKey(key: Uint8Array, context: KeyContext): Promise<WrappedKey> {
     const kek = this.kekFor(context.environment);
     const current = kek.versions.at(-1) as LiveVersion;
     const nonce = randomBytes(GCM_NONCE_BYTES);
-    const aad = wrapAad(kek.id, current.version, context);
-    const { ciphertext, tag } = aesGcmEncrypt(current.key, nonce, key, aad);
+    const { ciphertext, tag } = aesGcmEncrypt(
+      current.key,
+      nonce,
+      key,
+      aadFor(current, kek.id, current.version, context),
+    );
     return {
       kekId: kek.id,
       kekVersion: current.version,
@@ -335,15 +360,12 @@ export class LocalKeyManager implements KeyManager {
       );
     }
     if (version === undefined) throw new DecryptionError();
-    const aad = version.legacyAad
-      ? legacyWrapAad(wrapped.kekId, wrapped.kekVersion, context)
-      : wrapAad(wrapped.kekId, wrapped.kekVersion, context);
     return aesGcmDecrypt(
       version.key,
       blob.subarray(0, GCM_NONCE_BYTES),
       blob.subarray(GCM_NONCE_BYTES, blob.length - GCM_TAG_BYTES),
       blob.subarray(blob.length - GCM_TAG_BYTES),
-      aad,
+      aadFor(version, wrapped.kekId, wrapped.kekVersion, context),
     );
   }
 
@@ -450,6 +472,23 @@ export class LocalKeyManager implements KeyManager {
     if (kek === undefined) throw new VaultSealedError();
     return kek;
   }
+}
+
+/**
+ * The AAD a KEK version wraps and unwraps with. The version carried over from a v1 file keeps the
+ * first release's AAD for every wrap under it, old or new (until a rotation moves them to a
+ * version with the v2 AAD): one AAD per version, so a wrap made after the upgrade unwraps too.
+ * The legacy AAD has no environment field; the KEK id in it still ties the wrap to the live KEK.
+ */
+function aadFor(
+  version: LiveVersion,
+  kekId: string,
+  kekVersion: number,
+  context: KeyContext,
+): Buffer {
+  return version.legacyAad
+    ? legacyWrapAad(kekId, kekVersion, context)
+    : wrapAad(kekId, kekVersion, context);
 }
 
 function sealConfig(

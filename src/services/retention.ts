@@ -17,6 +17,7 @@ import {
 import type { AuditTrail } from "./audit/audit-trail.js";
 import type { Clock } from "./clock.js";
 import type { KeyLifecycle } from "./keys/key-lifecycle.js";
+import { turnEventLoop } from "./turn-event-loop.js";
 
 export interface PurgeResult {
   readonly tokensPurged: number;
@@ -95,6 +96,7 @@ export class RetentionService {
         for (const event of events) await insertAuditEvent(tx, event);
         return deleted;
       });
+      await turnEventLoop();
     }
     const keysDestroyed: string[] = [];
     for (const key of await findEmptyEpochKeys(this.db)) {

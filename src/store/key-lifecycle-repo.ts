@@ -166,6 +166,7 @@ export interface RotationJobRow {
   readonly state: "running" | "done";
   readonly total: number;
   readonly done: number;
+  readonly failed: number;
   readonly started_by: string;
   readonly started_at: Date;
   readonly updated_at: Date;
@@ -173,7 +174,7 @@ export interface RotationJobRow {
 }
 
 const JOB_COLUMNS =
-  "id, purpose, tenant_id, state, total::float8 AS total, done::float8 AS done, started_by, started_at, updated_at, finished_at";
+  "id, purpose, tenant_id, state, total::float8 AS total, done::float8 AS done, failed::float8 AS failed, started_by, started_at, updated_at, finished_at";
 
 export async function insertRotationJob(db: SqlClient, job: RotationJobRow): Promise<void> {
   await db.query(
@@ -225,11 +226,31 @@ export async function listJobs(db: SqlClient, limit: number): Promise<RotationJo
   return rows;
 }
 
-export async function finishJob(db: SqlClient, id: string, now: Date): Promise<void> {
+export async function finishJob(
+  db: SqlClient,
+  id: string,
+  now: Date,
+  failed: number,
+): Promise<void> {
   await db.query(
-    "UPDATE key_rotation_jobs SET state = 'done', finished_at = $2, updated_at = $2 WHERE id = $1",
-    [id, now],
+    "UPDATE key_rotation_jobs SET state = 'done', finished_at = $2, updated_at = $2, failed = $3 WHERE id = $1",
+    [id, now, failed],
   );
+}
+
+/** The most recent finished job of this purpose and scope. */
+export async function findLastFinishedJob(
+  db: SqlClient,
+  purpose: JobPurpose,
+  tenantId: string | null,
+): Promise<RotationJobRow | undefined> {
+  const { rows } = await db.query<RotationJobRow>(
+    `SELECT ${JOB_COLUMNS} FROM key_rotation_jobs
+      WHERE state = 'done' AND purpose = $1 AND tenant_id IS NOT DISTINCT FROM $2
+      ORDER BY finished_at DESC LIMIT 1`,
+    [purpose, tenantId],
+  );
+  return rows[0];
 }
 
 /** Tokens past retention at `now`, oldest first. */

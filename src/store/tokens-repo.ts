@@ -39,6 +39,12 @@ export interface TokenScope {
 const TOKEN_COLUMNS =
   "tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id, ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id";
 
+/**
+ * Card data is only ever sealed under a key that still exists: a DEK destroyed by another node or
+ * the CLI (a `dek.destroy` ceremony) refuses the insert even while this node still caches it.
+ */
+const LIVE_KEY = "EXISTS (SELECT 1 FROM data_keys k WHERE k.id = $DEK AND k.destroyed_at IS NULL)";
+
 /** The scope's conditions on `tokens`, with its three parameters starting at $n. */
 function inScope(n: number): string {
   return `tenant_id = $${n} AND environment = $${n + 1} AND (expires_at IS NULL OR expires_at > $${n + 2})`;
@@ -87,7 +93,10 @@ export async function insertTokenAudited(
   const { rows } = await db.query(
     `WITH ins AS (
        INSERT INTO tokens (${TOKEN_COLUMNS})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $17, $18)
+       SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::smallint, $8::smallint,
+              $9::text, $10::text, $11::text, $12::bytea, $13::jsonb, $14::timestamptz,
+              $15::timestamptz, $16::text, $17::boolean, $18::text
+        WHERE ${LIVE_KEY.replace("$DEK", "$11::text")}
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) SELECT ${AUDIT_VALUES} FROM ins RETURNING id`,
     [...tokenParams(row), ...auditParams(audit)],
@@ -178,6 +187,7 @@ export async function insertTokensAudited(
                      $14::timestamptz[], $15::timestamptz[], $26::text[], $27::boolean[], $28::text[])
            AS t(tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id,
                 ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id)
+        WHERE ${LIVE_KEY.replace("$DEK", "t.dek_id")}
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT e.id, e.occurred_at, e.tenant_id, e.actor, e.action, e.object_id, e.outcome, e.details::jsonb,
@@ -235,4 +245,45 @@ export async function deleteExpiredToken(
      SELECT $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13 FROM d`,
     [tenantId, id, now, ...auditParams(audit)],
   );
+}
+
+/**
+ * Extends a token's retention when the same card is tokenized again for longer (or as a stored
+ * credential): the new retention end, and the card re-encrypted under the key of the new expiry
+ * epoch, with the `token.deduplicate` event, in one statement. Compare-and-set: only if the row
+ * is still under `oldDekId` and still ends sooner than asked. Returns the updated row, or
+ * undefined when another request changed it first.
+ */
+export async function extendTokenRetention(
+  db: SqlClient,
+  change: {
+    readonly tenantId: string;
+    readonly id: string;
+    readonly oldDekId: string;
+    readonly expiresAt: Date | null;
+    readonly dekId: string;
+    readonly ciphertext: Buffer;
+  },
+  audit: AuditEventRow,
+): Promise<TokenRow | undefined> {
+  const { rows } = await db.query<TokenRow>(
+    `WITH up AS (
+       UPDATE tokens SET expires_at = $3::timestamptz, persistent = ($3::timestamptz IS NULL), dek_id = $4, ciphertext = $5
+        WHERE tenant_id = $1 AND id = $2 AND dek_id = $6 AND NOT persistent
+          AND ($3::timestamptz IS NULL OR expires_at < $3::timestamptz)
+        RETURNING ${TOKEN_COLUMNS}),
+     a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+           SELECT $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16 FROM up RETURNING id)
+     SELECT up.* FROM up, a`,
+    [
+      change.tenantId,
+      change.id,
+      change.expiresAt,
+      change.dekId,
+      change.ciphertext,
+      change.oldDekId,
+      ...auditParams(audit),
+    ],
+  );
+  return rows[0];
 }

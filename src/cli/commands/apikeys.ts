@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import type { Config } from "../../config/config.js";
 import type { Scope } from "../../domain/scopes.js";
-import { isScope } from "../../domain/scopes.js";
+import { isScope, SCOPES } from "../../domain/scopes.js";
 import type { ApiKeyView } from "../../services/api-keys.js";
 import { CliError, printRows } from "../output.js";
 import { cliActor, withCore } from "./with-core.js";
@@ -24,7 +24,7 @@ function parseScopes(raw: string | undefined): Scope[] {
   const unknown = scopes.filter((s) => !isScope(s));
   if (scopes.length === 0 || unknown.length > 0) {
     throw new CliError(
-      `--scopes must list one or more of tokens:write,tokens:read,tokens:reveal,tokens:delete,admin${unknown.length > 0 ? ` (unknown: ${unknown.join(",")})` : ""}`,
+      `--scopes must list one or more of ${SCOPES.join(",")}${unknown.length > 0 ? ` (unknown: ${unknown.join(",")})` : ""}`,
     );
   }
   return scopes as Scope[];

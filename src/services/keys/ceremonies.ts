@@ -2,7 +2,10 @@ import { newId } from "../../crypto/random.js";
 import { VaultError } from "../../errors/registry.js";
 import type { Environment, KeyManager } from "../../keys/key-manager.js";
 import { ENVIRONMENTS, isEnvironment } from "../../keys/key-manager.js";
+import { SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
 import { LocalKeyManager } from "../../keys/local-key-manager.js";
+import { insertAuditEvent } from "../../store/audit-repo.js";
+import { findDataKey } from "../../store/data-keys-repo.js";
 import type { Database } from "../../store/database.js";
 import type { CeremonyRow } from "../../store/key-lifecycle-repo.js";
 import {
@@ -61,6 +64,7 @@ export class CeremonyService {
     actor: string,
   ): Promise<CeremonyRow> {
     const checked = this.checkParams(action, params);
+    await this.checkTarget(checked, action);
     const now = this.clock.now();
     const row: CeremonyRow = {
       id: newId("cer"),
@@ -113,13 +117,22 @@ export class CeremonyService {
       const result = await this.execute(row, `${actor}+${row.proposed_by}`);
       return { ceremony: await this.get(id), result };
     } catch (err) {
-      await this.audit.record(this.db, {
+      // It did not run (or not to the end): the ceremony is marked failed, not executed, with
+      // the failure in the audit chain; a new proposal is needed to try again.
+      const failure = await this.audit.build({
         tenantId: undefined,
         actor,
         action: "ceremony.approve",
         objectId: id,
         outcome: "failure",
         details: { ceremony: row.action, reason: "execution_failed" },
+      });
+      await this.db.transaction(async (tx) => {
+        await tx.query(
+          "UPDATE key_ceremonies SET state = 'failed' WHERE id = $1 AND state = 'executed'",
+          [id],
+        );
+        await insertAuditEvent(tx, failure);
       });
       throw err;
     }
@@ -175,6 +188,8 @@ export class CeremonyService {
         return out;
       }
       case "dek.destroy":
+        // Checked again: the key may have been destroyed (e.g. by retention) since the proposal.
+        await this.checkTarget(row.params, row.action);
         await this.lifecycle.destroyKey(
           String(row.params.key_id),
           actor,
@@ -199,6 +214,32 @@ export class CeremonyService {
         });
         return { share_set: setId, shares };
       }
+    }
+  }
+
+  /**
+   * What the parameters name must exist and be fit for the action, at proposal time (so a
+   * ceremony that cannot run is never put to a second principal) and again at execution.
+   */
+  private async checkTarget(params: Record<string, string | number>, action: string) {
+    if (action === "dek.destroy") {
+      const key = await findDataKey(this.db, String(params.key_id));
+      if (key === undefined) throw new VaultError("KEY_NOT_FOUND");
+      if (key.owner === SYSTEM_KEY_OWNER) {
+        throw new VaultError("VALIDATION_FAILED", {
+          errors: [
+            {
+              field: "params.key_id",
+              code: "SYSTEM_KEY",
+              message: "The vault's own keys cannot be destroyed.",
+            },
+          ],
+        });
+      }
+      if (key.destroyed_at !== null) throw new VaultError("KEY_DESTROYED");
+    }
+    if (action === "custodians.rekey" && !(this.keyManager instanceof LocalKeyManager)) {
+      throw invalid("action", "custodian shares exist only with the local KeyManager");
     }
   }
 

@@ -30,6 +30,7 @@ import {
   applyRefingerprint,
   countStaleTokens,
   findJob,
+  findLastFinishedJob,
   findRunningJob,
   findStaleTokens,
   finishJob,
@@ -40,6 +41,7 @@ import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import { decodeCardPayload } from "../tokens/card-payload.js";
 import { dedupeKeyOf, panFingerprint } from "../tokens/fingerprints.js";
+import { turnEventLoop } from "../turn-event-loop.js";
 
 /** One key record as the inventory shows it (PCI DSS 3.6.1.1). */
 export interface KeyRecordView {
@@ -168,6 +170,7 @@ export class KeyLifecycle {
       });
       done += await rewrapDataKeysAudited(this.db, updates, event);
       onProgress?.(done);
+      await turnEventLoop();
     }
   }
 
@@ -273,7 +276,7 @@ export class KeyLifecycle {
     while (job.state === "running" && options.signal?.aborted !== true) {
       const batch = await findStaleTokens(this.db, job.purpose, job.tenant_id, batchSize, cursor);
       if (batch.length === 0) {
-        await finishJob(this.db, job.id, this.clock.now());
+        await finishJob(this.db, job.id, this.clock.now(), failed);
         job = (await findJob(this.db, job.id)) as RotationJobRow;
         break;
       }
@@ -306,6 +309,7 @@ export class KeyLifecycle {
       movedThisRun += moved;
       job = (await findJob(this.db, job.id)) as RotationJobRow;
       options.onProgress?.({ job, movedThisRun, failed });
+      await turnEventLoop();
     }
     return { job, movedThisRun, failed };
   }
@@ -326,8 +330,14 @@ export class KeyLifecycle {
   async reencryptStale(actor: string): Promise<number> {
     let moved = 0;
     for (const purpose of ["pan", "fingerprint"] as JobPurpose[]) {
-      if ((await countStaleTokens(this.db, purpose, null)) === 0) continue;
+      const stale = await countStaleTokens(this.db, purpose, null);
+      if (stale === 0) continue;
       const running = await findRunningJob(this.db, purpose, null);
+      // Tokens the last job could not decrypt stay where they are (counted in its audit events);
+      // a new job starts only when more tokens have gone stale since.
+      const last =
+        running === undefined ? await findLastFinishedJob(this.db, purpose, null) : undefined;
+      if (last !== undefined && stale <= last.failed) continue;
       const job = running ?? (await this.startJob(purpose, null, actor));
       moved += (await this.runJob(job.id, actor)).movedThisRun;
     }
@@ -347,6 +357,7 @@ export class KeyLifecycle {
       state: "running",
       total: await countStaleTokens(this.db, purpose, tenantId),
       done: 0,
+      failed: 0,
       started_by: actor,
       started_at: now,
       updated_at: now,

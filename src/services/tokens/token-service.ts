@@ -6,13 +6,16 @@ import type { FieldIssue } from "../../domain/field-issue.js";
 import { newCardAlias, newRandomToken } from "../../domain/token-format.js";
 import { VaultError } from "../../errors/registry.js";
 import { epochOf } from "../../keys/epoch.js";
+import { KeyServiceUnavailableError } from "../../keys/key-manager.js";
 import type { DataKey, KeyRing } from "../../keys/key-ring.js";
 import { KeyDestroyedError } from "../../keys/key-ring.js";
+import { findDataKey } from "../../store/data-keys-repo.js";
 import type { Database } from "../../store/database.js";
 import type { TokenRow, TokenScope } from "../../store/tokens-repo.js";
 import {
   deleteExpiredToken,
   deleteTokenAudited,
+  extendTokenRetention,
   findTokenAudited,
   findTokenByDedupeKey,
   findTokensByDedupeKeys,
@@ -86,7 +89,7 @@ export class TokenService {
     const retentionDays = await this.tenants.retentionDays(principal.tenantId);
     const fingerprintKey = await this.fingerprintKey(principal);
     const item = this.pendingItem(valid.value, fingerprintKey, retentionDays);
-    const keys = await this.tenantKeys(principal, fingerprintKey, [item]);
+    let keys = await this.tenantKeys(principal, fingerprintKey, [item]);
     for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
       const row = this.sealRow(principal, item, keys);
       const event = await this.audit.build(this.event(principal, "token.create", row.id));
@@ -96,12 +99,15 @@ export class TokenService {
       if (row.dedupe_key !== null) {
         const existing = await findTokenByDedupeKey(this.db, principal.tenantId, row.dedupe_key);
         if (existing !== undefined && !this.expired(existing)) {
-          return this.duplicateOf(principal, existing);
+          const { token } = await this.duplicateOf(principal, existing, item, keys);
+          return { token, duplicate: true };
         }
         // Past retention but not purged yet: it goes now, and the card gets a new token.
         if (existing !== undefined) await this.purgeOne(existing);
       }
-      // Otherwise the id collided (a card alias): draw another.
+      // Otherwise the id collided (a card alias), or the DEK was destroyed elsewhere: draw
+      // another id, under a live key.
+      keys = await this.withLiveKeys(principal, keys, [item]);
     }
     throw new VaultError("INTERNAL_ERROR");
   }
@@ -136,6 +142,7 @@ export class TokenService {
       attempt++
     ) {
       await this.batchRound(principal, keys, pending, results);
+      if (pending.size > 0) keys = await this.withLiveKeys(principal, keys, [...pending.values()]);
     }
     return results.map((r) => r ?? { ok: false, code: "INTERNAL_ERROR", errors: [] });
   }
@@ -163,6 +170,17 @@ export class TokenService {
       const plaintext = openEnvelope(row.ciphertext, key.material, context);
       return { id: row.id, card: { ...decodeCardPayload(plaintext), brand: row.brand } };
     } catch (err) {
+      if (err instanceof KeyServiceUnavailableError) {
+        // The read was recorded as it happened; the failure to return the card is recorded too.
+        await this.audit
+          .record(this.db, {
+            ...this.event(principal, "token.reveal", id),
+            outcome: "failure",
+            details: { reason: "key_service_unavailable" },
+          })
+          .catch(() => undefined);
+        throw err;
+      }
       if (err instanceof KeyDestroyedError) {
         // Crypto-shredded or destroyed by a key ceremony: the card data is gone for good.
         await this.audit.record(this.db, {
@@ -217,12 +235,13 @@ export class TokenService {
       results[index] = { ok: true, token: toTokenView(row), duplicate: false };
       pending.delete(index);
     }
-    await this.resolveDuplicates(principal, pending, results);
+    await this.resolveDuplicates(principal, keys, pending, results);
   }
 
   /** Items whose card already has a token (in the store or earlier in the batch) get that token. */
   private async resolveDuplicates(
     principal: Principal,
+    keys: TenantKeys,
     pending: Map<number, PendingItem>,
     results: (BatchItemResult | undefined)[],
   ): Promise<void> {
@@ -244,17 +263,74 @@ export class TokenService {
         await this.purgeOne(row);
         continue;
       }
-      results[index] = await this.duplicateOf(principal, row);
+      const result = await this.duplicateOf(
+        principal,
+        row,
+        pending.get(index) as PendingItem,
+        keys,
+      );
+      // A later item of the same card sees the retention this one may have extended.
+      byKey.set(dedupeKey, result.row);
+      results[index] = { ok: true, token: result.token, duplicate: true };
       pending.delete(index);
     }
   }
 
+  /**
+   * The existing token of the same card. If the request explicitly asks to keep the card longer
+   * (a later `expires_at`, or `persistent`), the token's retention is extended and its card re-encrypted under
+   * the key of its new expiry epoch, so a stored credential is never purged because an earlier
+   * short-lived token of the same card existed. A shorter retention never shortens a token.
+   */
   private async duplicateOf(
     principal: Principal,
     row: TokenRow,
-  ): Promise<{ ok: true; token: TokenView; duplicate: true }> {
+    item: PendingItem,
+    keys: TenantKeys,
+  ): Promise<{ ok: true; token: TokenView; duplicate: true; row: TokenRow }> {
+    // Only an explicit ask extends: under the default policy the same card again returns its
+    // token as it is (no sliding retention, no write).
+    const explicit = item.valid.persistent || item.valid.expiresAt !== null;
+    const longer =
+      explicit &&
+      !row.persistent &&
+      (item.expiresAt === null ||
+        (row.expires_at !== null && item.expiresAt.getTime() > row.expires_at.getTime()));
+    if (longer) {
+      const pan = keys.pan.get(item.epoch) as DataKey;
+      const event = await this.audit.build({
+        ...this.event(principal, "token.deduplicate", row.id),
+        details: {
+          retention_extended: true,
+          expires_at: item.expiresAt?.toISOString() ?? "persistent",
+        },
+      });
+      const ciphertext = sealEnvelope({
+        dekId: pan.id,
+        key: pan.material,
+        plaintext: encodeCardPayload(item.valid.card),
+        context: { tenantId: principal.tenantId, objectId: row.id, purpose: "pan" },
+      });
+      const extended = await this.guard(
+        extendTokenRetention(
+          this.db,
+          {
+            tenantId: principal.tenantId,
+            id: row.id,
+            oldDekId: row.dek_id,
+            expiresAt: item.expiresAt,
+            dekId: pan.id,
+            ciphertext,
+          },
+          event,
+        ),
+      );
+      if (extended !== undefined) {
+        return { ok: true, token: toTokenView(extended), duplicate: true, row: extended };
+      }
+    }
     await this.audit.record(this.db, this.event(principal, "token.deduplicate", row.id));
-    return { ok: true, token: toTokenView(row), duplicate: true };
+    return { ok: true, token: toTokenView(row), duplicate: true, row };
   }
 
   /**
@@ -361,6 +437,27 @@ export class TokenService {
       pan.set(epoch, await this.keys.activeKey(slot, undefined, count));
     }
     return { pan, fingerprint };
+  }
+
+  /**
+   * The same keys, unless a PAN DEK among them was destroyed by another node or the CLI while
+   * this node cached it (the insert refused it): then that key is dropped and the slot's next
+   * version is used.
+   */
+  private async withLiveKeys(
+    principal: Principal,
+    keys: TenantKeys,
+    items: readonly PendingItem[],
+  ): Promise<TenantKeys> {
+    let stale = false;
+    for (const key of keys.pan.values()) {
+      const row = await this.guard(findDataKey(this.db, key.id));
+      if (row === undefined || row.destroyed_at !== null) {
+        this.keys.forget(key.id);
+        stale = true;
+      }
+    }
+    return stale ? this.tenantKeys(principal, keys.fingerprint, items) : keys;
   }
 
   private scope(principal: Principal): TokenScope {
