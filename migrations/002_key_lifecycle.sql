@@ -28,7 +28,6 @@ ALTER TABLE data_keys ADD CONSTRAINT data_keys_version_key
   UNIQUE (owner, environment, purpose, epoch, version);
 ALTER TABLE data_keys ADD CONSTRAINT data_keys_destroyed_erased
   CHECK ((destroyed_at IS NULL) = (wrapped IS NOT NULL));
-CREATE INDEX data_keys_kek ON data_keys (kek_id, kek_version) WHERE destroyed_at IS NULL;
 
 -- Tokens: environment (test keys never see live tokens), persistence, and the fingerprint key.
 -- Tokens made before version 2 had no retention policy: they are kept as persistent.

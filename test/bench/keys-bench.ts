@@ -9,6 +9,7 @@
  *  3. Tokenize latency with `pkcs11` against `local` (the DEK cache keeps the HSM off the hot
  *     path). Target: p99 within 10%.
  *
+ * The re-encryption job runs first, on a freshly analysed table; the baseline pass follows.
  * PostgreSQL when DATABASE_URL is set (a fresh schema per run), PGlite otherwise. Timings on a
  * shared machine are noisy: read the ratios, and repeat.
  */
@@ -137,6 +138,7 @@ async function kekRotation(name: string, km: (dir: string) => Promise<KeyManager
   return withVault(km, async (core, store) => {
     const seedStart = performance.now();
     await seedDeks(core, DEKS);
+    await core.db.query("ANALYZE data_keys"); // as autovacuum would after such growth
     const seedSeconds = (performance.now() - seedStart) / 1000;
     const start = performance.now();
     const { rewrapped } = await core.lifecycle.rotateKek("live", "bench");
@@ -169,6 +171,11 @@ async function reencryption() {
       }));
       await core.tokens.tokenizeBatch(principal, cards);
     }
+    await core.db.query("ANALYZE tokens");
+    const { job } = await core.lifecycle.rotateDek("pan", tenant.id, "bench");
+    const start = performance.now();
+    const result = await core.lifecycle.runJob(job?.id as string, "bench", { batchSize: 2000 });
+    const seconds = (performance.now() - start) / 1000;
     // Baseline: the same keyset batches rewriting the ciphertext column, no crypto, no audit.
     const baseStart = performance.now();
     let after = "";
@@ -182,10 +189,6 @@ async function reencryption() {
       after = rows.reduce((max, r) => (r.id > max ? r.id : max), after);
     }
     const baseSeconds = (performance.now() - baseStart) / 1000;
-    const { job } = await core.lifecycle.rotateDek("pan", tenant.id, "bench");
-    const start = performance.now();
-    const result = await core.lifecycle.runJob(job?.id as string, "bench", { batchSize: 2000 });
-    const seconds = (performance.now() - start) / 1000;
     return {
       store: store.label,
       tokens: result.movedThisRun,
@@ -194,6 +197,13 @@ async function reencryption() {
       baselinePerSecond: TOKENS / baseSeconds,
     };
   });
+}
+
+interface Latency {
+  readonly name: string;
+  readonly p50: number;
+  readonly p99: number;
+  readonly calls: number;
 }
 
 async function tokenizeLatency(name: string, km: (dir: string) => Promise<KeyManager>) {
@@ -237,11 +247,22 @@ async function main(): Promise<void> {
   process.stdout.write(
     `DEK re-encryption, ${re.store}: ${re.tokens} tokens in ${fmt(re.seconds)} s = ${fmt(re.perSecond, 0)} tokens/s (target >= 20,000/s); bare UPDATE baseline ${fmt(re.baselinePerSecond, 0)} rows/s (ratio ${fmt(re.perSecond / re.baselinePerSecond, 2)})\n`,
   );
-  const local = await tokenizeLatency("local", localKm);
-  const hsm = await tokenizeLatency("pkcs11 (SoftHSM2)", pkcs11Km);
+  // Alternating rounds, median of each side's p99: one noisy round on a shared machine does not
+  // decide the ratio.
+  const rounds: { local: Latency; hsm: Latency }[] = [];
+  for (let round = 0; round < 3; round++) {
+    rounds.push({
+      local: await tokenizeLatency("local", localKm),
+      hsm: await tokenizeLatency("pkcs11 (SoftHSM2)", pkcs11Km),
+    });
+  }
+  const median = (pick: (r: (typeof rounds)[number]) => Latency) =>
+    rounds.map(pick).sort((a, b) => a.p99 - b.p99)[1] as Latency;
+  const local = median((r) => r.local);
+  const hsm = median((r) => r.hsm);
   out.tokenize = { local, pkcs11: hsm };
   process.stdout.write(
-    `Tokenize latency (${CONCURRENCY} in flight, ${local.calls} calls): local p50 ${fmt(local.p50, 2)} ms p99 ${fmt(local.p99, 2)} ms; pkcs11 p50 ${fmt(hsm.p50, 2)} ms p99 ${fmt(hsm.p99, 2)} ms; p99 ratio ${fmt(hsm.p99 / local.p99, 2)} (target <= 1.10)\n`,
+    `Tokenize latency (${CONCURRENCY} in flight, ${local.calls} calls, median of 3 alternating rounds): local p50 ${fmt(local.p50, 2)} ms p99 ${fmt(local.p99, 2)} ms; pkcs11 p50 ${fmt(hsm.p50, 2)} ms p99 ${fmt(hsm.p99, 2)} ms; p99 ratio ${fmt(hsm.p99 / local.p99, 2)} (target <= 1.10)\n`,
   );
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

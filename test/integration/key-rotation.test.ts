@@ -337,10 +337,13 @@ for (const driver of DRIVERS) {
           stop.abort();
         },
       });
-      expect(seen).toHaveLength(1);
-      expect(first.movedThisRun).toBe(10);
-      expect(first.job).toMatchObject({ id: job.id, state: "running", done: 10 });
-      expect(await tokensOffNewestKey(vault, tenant.tenantId)).toHaveLength(made.length - 10);
+      // Two pages are in flight at once, so the stop lands after one or two batches.
+      expect(seen.length).toBeGreaterThanOrEqual(1);
+      expect(seen.length).toBeLessThanOrEqual(2);
+      const firstRun = first.movedThisRun;
+      expect([10, 20]).toContain(firstRun);
+      expect(first.job).toMatchObject({ id: job.id, state: "running", done: firstRun });
+      expect(await tokensOffNewestKey(vault, tenant.tenantId)).toHaveLength(made.length - firstRun);
       // Half-way, every token still reveals (old and new keys both decrypt).
       await revealAll(vault, made);
 
@@ -348,11 +351,11 @@ for (const driver of DRIVERS) {
       expect(resumed.resumed).toBe(true);
       expect(resumed.rotated).toEqual([]);
       expect(resumed.job?.id).toBe(job.id);
-      expect(resumed.job?.done).toBe(10);
+      expect(resumed.job?.done).toBe(firstRun);
       // Resuming rotated nothing again.
       expect(await dataKeyIds(vault, "owner = $1", [tenant.tenantId])).toEqual(keysAfterRotation);
       const rest = await vault.core.lifecycle.runJob(job.id, ACTOR, { batchSize: 10 });
-      expect(rest.movedThisRun).toBe(made.length - 10);
+      expect(rest.movedThisRun).toBe(made.length - firstRun);
       expect(rest.job).toMatchObject({ state: "done", done: made.length, total: made.length });
       expect(await tokensOffNewestKey(vault, tenant.tenantId)).toEqual([]);
       await revealAll(vault, made);

@@ -174,11 +174,15 @@ for (const driver of DRIVERS) {
         expect(total).toBe(TOKENS);
         expect(done).toBeGreaterThan(0);
         expect(done).toBeLessThan(total);
-        // Progress lines: the format, batch-sized steps, and never ahead of the store.
-        for (const [index, line] of beforeKill.entries()) {
+        // Progress lines: the format, batch-sized steps (two pages are written at once, so a
+        // line may count both), never going back, and never ahead of the store.
+        let previous = 0;
+        for (const line of beforeKill) {
           expect(line.total).toBe(total);
-          expect(line.done).toBe((index + 1) * 5);
+          expect(line.done % 5).toBe(0);
+          expect(line.done).toBeGreaterThanOrEqual(Math.max(previous, 5));
           expect(line.percent).toBe(Math.floor((line.done / line.total) * 100));
+          previous = line.done;
         }
         expect(beforeKill.at(-1)?.done).toBeLessThanOrEqual(done);
 
@@ -190,7 +194,8 @@ for (const driver of DRIVERS) {
         );
         expect(second.stdout).not.toMatch(/key\(s\) rotated/);
         const resumedLines = progressLines(second.stderr);
-        expect(resumedLines[0]?.done).toBe(done + 5);
+        expect(resumedLines[0]?.done).toBeGreaterThanOrEqual(done + 5);
+        expect(resumedLines[0]?.done).toBeLessThanOrEqual(done + 10);
         expect(resumedLines.at(-1)).toMatchObject({ percent: 100, done: total, total });
 
         await withCore(async (core) => {
@@ -250,8 +255,10 @@ for (const driver of DRIVERS) {
         expect(Number(done)).toBe(Number(moved));
         expect(Number(done)).toBeGreaterThan(0);
         expect(Number(done)).toBeLessThan(TOKENS);
-        // The last progress line is the batch it finished on.
-        expect(progressLines(stopped.stderr).at(-1)?.done).toBe(Number(done));
+        // The last progress line is at most the two pages in flight behind where it stopped.
+        const lastLine = progressLines(stopped.stderr).at(-1)?.done ?? 0;
+        expect(lastLine).toBeLessThanOrEqual(Number(done));
+        expect(lastLine).toBeGreaterThanOrEqual(Number(done) - 10);
 
         const listed = await runCli(["keys", "jobs", "--json"], { dataDir, env: store.env });
         expect(listed.code, listed.stderr).toBe(0);

@@ -90,6 +90,8 @@ export interface RunJobOptions {
 const DAY_MS = 86_400_000;
 const REWRAP_BATCH = 500;
 const REWRAP_CONCURRENCY = 8;
+/** Pages of a re-encryption job in flight at once. */
+const JOB_WORKERS = 2;
 
 /**
  * The key lifecycle (PCI DSS 3.6, 3.7): inventory, KEK rotation with re-wrap of every DEK (no
@@ -272,44 +274,64 @@ export class KeyLifecycle {
     if (job === undefined) throw new VaultError("KEY_NOT_FOUND");
     let movedThisRun = 0;
     let failed = 0;
-    let cursor: { tenantId: string; id: string } = { tenantId: "", id: "" };
-    while (job.state === "running" && options.signal?.aborted !== true) {
-      const batch = await findStaleTokens(this.db, job.purpose, job.tenant_id, batchSize, cursor);
-      if (batch.length === 0) {
-        await finishJob(this.db, job.id, this.clock.now(), failed);
-        job = (await findJob(this.db, job.id)) as RotationJobRow;
-        break;
-      }
-      const last = batch.at(-1) as StaleTokenRow;
-      cursor = { tenantId: last.tenant_id, id: last.id };
-      const result =
-        job.purpose === "pan" ? await this.reencrypt(batch) : await this.refingerprint(batch);
-      failed += result.failed;
-      const event = await this.audit.build({
-        ...this.systemEvent(actor, "key.reencrypt", job.id),
-        tenantId: job.tenant_id ?? undefined,
-        details: { purpose: job.purpose, tokens: result.count, failed: result.failed },
+    // Pages come from one keyset cursor, handed out one at a time; WORKERS pages are re-encrypted
+    // and written at once (the pages never overlap), so the store's writes run in parallel.
+    let cursor = { tenantId: "", id: "" };
+    let exhausted = false;
+    let handout: Promise<unknown> = Promise.resolve();
+    const takePage = (): Promise<StaleTokenRow[]> => {
+      const page = handout.then(async () => {
+        if (exhausted) return [];
+        const batch = await findStaleTokens(this.db, job.purpose, job.tenant_id, batchSize, cursor);
+        const last = batch.at(-1);
+        if (last === undefined) exhausted = true;
+        else cursor = { tenantId: last.tenant_id, id: last.id };
+        return batch;
       });
-      const moved =
-        job.purpose === "pan"
-          ? await applyReencryption(
-              this.db,
-              job.id,
-              result.updates as ReencryptUpdate[],
-              this.clock.now(),
-              event,
-            )
-          : await applyRefingerprint(
-              this.db,
-              job.id,
-              result.updates as RefingerprintUpdate[],
-              this.clock.now(),
-              event,
-            );
-      movedThisRun += moved;
+      handout = page.catch(() => undefined);
+      return page;
+    };
+    const worker = async () => {
+      while (options.signal?.aborted !== true) {
+        const batch = await takePage();
+        if (batch.length === 0) return;
+        const result =
+          job.purpose === "pan" ? await this.reencrypt(batch) : await this.refingerprint(batch);
+        failed += result.failed;
+        const event = await this.audit.build({
+          ...this.systemEvent(actor, "key.reencrypt", job.id),
+          tenantId: job.tenant_id ?? undefined,
+          details: { purpose: job.purpose, tokens: result.count, failed: result.failed },
+        });
+        // Awaited before adding: `x += await y` would read x before the other worker's update.
+        const moved =
+          job.purpose === "pan"
+            ? await applyReencryption(
+                this.db,
+                job.id,
+                result.updates as ReencryptUpdate[],
+                this.clock.now(),
+                event,
+              )
+            : await applyRefingerprint(
+                this.db,
+                job.id,
+                result.updates as RefingerprintUpdate[],
+                this.clock.now(),
+                event,
+              );
+        movedThisRun += moved;
+        const progress = (await findJob(this.db, job.id)) as RotationJobRow;
+        options.onProgress?.({ job: progress, movedThisRun, failed });
+        await turnEventLoop();
+      }
+    };
+    if (job.state === "running") {
+      await Promise.all(Array.from({ length: JOB_WORKERS }, worker));
+      if (exhausted && options.signal?.aborted !== true) {
+        await finishJob(this.db, job.id, this.clock.now(), failed);
+      }
       job = (await findJob(this.db, job.id)) as RotationJobRow;
-      options.onProgress?.({ job, movedThisRun, failed });
-      await turnEventLoop();
     }
     return { job, movedThisRun, failed };
   }
