@@ -89,6 +89,23 @@ export class VaultSealedError extends Error {
   }
 }
 
+/**
+ * Re-wrap through host memory: unwrap, wrap under the current version, zero the DEK. For
+ * backends that cannot re-wrap inside themselves (a KEK file; an HSM without GCM key wrapping).
+ */
+export async function rewrapThroughHost(
+  manager: KeyManager,
+  wrapped: WrappedKey,
+  context: KeyContext,
+): Promise<WrappedKey> {
+  const key = await manager.unwrapKey(wrapped, context);
+  try {
+    return await manager.wrapKey(key, context);
+  } finally {
+    key.fill(0);
+  }
+}
+
 /** The description of one environment's KEK; every adapter holds both. */
 export function kekOf(manager: KeyManager, environment: Environment): KekDescription {
   const found = manager.describe().find((kek) => kek.environment === environment);

@@ -14,7 +14,7 @@ import type {
   KeyManager,
   WrappedKey,
 } from "./key-manager.js";
-import { ENVIRONMENTS, VaultSealedError } from "./key-manager.js";
+import { ENVIRONMENTS, rewrapThroughHost, VaultSealedError } from "./key-manager.js";
 import type { SealStatus } from "./seal.js";
 import { ShareCollector } from "./seal.js";
 import { legacyWrapAad, wrapAad } from "./wrap-aad.js";
@@ -369,13 +369,8 @@ export class LocalKeyManager implements KeyManager {
     );
   }
 
-  async rewrapKey(wrapped: WrappedKey, context: KeyContext): Promise<WrappedKey> {
-    const key = await this.unwrapKey(wrapped, context);
-    try {
-      return await this.wrapKey(key, context);
-    } finally {
-      zeroize(key);
-    }
+  rewrapKey(wrapped: WrappedKey, context: KeyContext): Promise<WrappedKey> {
+    return rewrapThroughHost(this, wrapped, context);
   }
 
   async rotateKek(environment: Environment): Promise<KekDescription> {

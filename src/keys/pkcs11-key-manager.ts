@@ -11,7 +11,12 @@ import type {
   KeyManager,
   WrappedKey,
 } from "./key-manager.js";
-import { ENVIRONMENTS, isEnvironment, KeyServiceUnavailableError } from "./key-manager.js";
+import {
+  ENVIRONMENTS,
+  isEnvironment,
+  KeyServiceUnavailableError,
+  rewrapThroughHost,
+} from "./key-manager.js";
 import { wrapAad } from "./wrap-aad.js";
 
 export interface Pkcs11KeyManagerOptions {
@@ -263,13 +268,8 @@ export class Pkcs11KeyManager implements KeyManager {
    * object, then C_WrapKey) needs CKM_AES_GCM with CKF_UNWRAP/CKF_WRAP, which SoftHSM2 and many
    * HSMs offer for C_Encrypt/C_Decrypt only.
    */
-  async rewrapKey(wrapped: WrappedKey, context: KeyContext): Promise<WrappedKey> {
-    const key = await this.unwrapKey(wrapped, context);
-    try {
-      return await this.wrapKey(key, context);
-    } finally {
-      zeroize(key);
-    }
+  rewrapKey(wrapped: WrappedKey, context: KeyContext): Promise<WrappedKey> {
+    return rewrapThroughHost(this, wrapped, context);
   }
 
   async rotateKek(environment: Environment): Promise<KekDescription> {

@@ -40,6 +40,17 @@ export interface ShareSet {
   readonly shares: number;
 }
 
+/** Whether N shares with threshold T is a split the vault makes: 2 <= T <= N <= 255. */
+export function isValidShareSplit(shares: unknown, threshold: unknown): boolean {
+  return (
+    Number.isInteger(shares) &&
+    Number.isInteger(threshold) &&
+    (threshold as number) >= 2 &&
+    (shares as number) >= (threshold as number) &&
+    (shares as number) <= 255
+  );
+}
+
 /**
  * Collects custodians' unseal shares in memory (never on disk) until the threshold is reached,
  * then combines them and hands the candidate key to `tryUnseal`, which checks it against the
@@ -64,13 +75,7 @@ export class ShareCollector {
     options: { shares: number; threshold: number },
   ): string[] {
     const { shares, threshold } = options;
-    if (
-      !Number.isInteger(shares) ||
-      !Number.isInteger(threshold) ||
-      threshold < 2 ||
-      shares < threshold ||
-      shares > 255
-    ) {
+    if (!isValidShareSplit(shares, threshold)) {
       throw new RangeError("need 2 <= threshold <= shares <= 255");
     }
     return splitSecret(key, shares, threshold).map((share) => {

@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import type { Config } from "../../config/config.js";
 import { LocalKeyManager } from "../../keys/local-key-manager.js";
+import { isValidShareSplit } from "../../keys/seal.js";
 import { CliError } from "../output.js";
 
 /**
@@ -20,13 +21,7 @@ export async function runInit(config: Config, args: string[]): Promise<number> {
   });
   const shares = Number(values.shares);
   const threshold = Number(values.threshold);
-  if (
-    !Number.isInteger(shares) ||
-    !Number.isInteger(threshold) ||
-    threshold < 2 ||
-    shares < threshold ||
-    shares > 255
-  ) {
+  if (!isValidShareSplit(shares, threshold)) {
     throw new CliError("init needs --shares N --threshold T with 2 <= T <= N <= 255");
   }
   if (config.keyManager.kind !== "local") {

@@ -4,6 +4,7 @@ import type { Environment, KeyManager } from "../../keys/key-manager.js";
 import { ENVIRONMENTS, isEnvironment } from "../../keys/key-manager.js";
 import { SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
 import { LocalKeyManager } from "../../keys/local-key-manager.js";
+import { isValidShareSplit } from "../../keys/seal.js";
 import { insertAuditEvent } from "../../store/audit-repo.js";
 import { findDataKey } from "../../store/data-keys-repo.js";
 import type { Database } from "../../store/database.js";
@@ -272,11 +273,7 @@ export class CeremonyService {
         if (
           typeof shares !== "number" ||
           typeof threshold !== "number" ||
-          !Number.isInteger(shares) ||
-          !Number.isInteger(threshold) ||
-          threshold < 2 ||
-          shares < threshold ||
-          shares > 255
+          !isValidShareSplit(shares, threshold)
         ) {
           throw invalid("params", "need whole numbers 2 <= threshold <= shares <= 255");
         }
