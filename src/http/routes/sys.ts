@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { VaultError } from "../../errors/registry.js";
+import { UnsealError } from "../../keys/seal.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
 
@@ -59,7 +60,17 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
   app.post(
     "/v1/sys/unseal",
     { schema: { body: unsealBodySchema, response: { 200: sealStatusSchema } }, bodyLimit: 2048 },
-    async (request) => deps.submitUnsealShare((request.body as { share: string }).share),
+    async (request) => {
+      try {
+        return await deps.submitUnsealShare((request.body as { share: string }).share);
+      } catch (err) {
+        // A sealed vault has no audit key yet: refused shares go to the log (never the share).
+        if (err instanceof UnsealError) {
+          request.log.warn({ code: err.code, ip: request.ip }, "unseal share refused");
+        }
+        throw err;
+      }
+    },
   );
 
   app.get("/v1/sys/keys", { config: { scope: "sys:admin" } }, async () => {
