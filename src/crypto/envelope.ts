@@ -116,6 +116,11 @@ export function sealEnvelope(args: SealEnvelopeArgs): Buffer {
   if (args.key.length !== AES_256_KEY_BYTES) {
     throw new RangeError(`envelope key must be ${AES_256_KEY_BYTES} bytes (AES-256)`);
   }
+  // A key buffer zeroed under a caller (evicted from the key cache mid-operation) must fail the
+  // request, never seal card data under a key anyone knows.
+  if (args.key.every((byte) => byte === 0)) {
+    throw new RangeError("envelope key is all zeros");
+  }
   const aad = buildAad(args.context, args.dekId);
   const nonce = args.nonce ?? randomBytes(GCM_NONCE_BYTES);
   const { ciphertext, tag } = aesGcmEncrypt(args.key, nonce, args.plaintext, aad);

@@ -128,8 +128,18 @@ export class ShareCollector {
     }
     this.pending.set(share.index, share.value);
     if (this.pending.size < this.set.threshold) return this.status(true);
-    const candidate = combineShares([...this.pending].map(([index, value]) => ({ index, value })));
-    this.reset();
+    let candidate: Buffer;
+    try {
+      candidate = combineShares([...this.pending].map(([index, value]) => ({ index, value })));
+    } catch {
+      // Shares of different lengths cannot come from one split.
+      throw this.refuse(
+        "UNSEAL_FAILED",
+        "The submitted shares do not belong together; start again.",
+      );
+    } finally {
+      this.reset();
+    }
     try {
       if (this.tryUnseal(candidate)) {
         this.failures = 0;
