@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
@@ -27,8 +26,9 @@ import {
 } from "../support/api-fixtures.js";
 import type { CliResult } from "../support/cli-runner.js";
 import { runCli } from "../support/cli-runner.js";
+import { cliStoreEnv } from "../support/cli-schema.js";
 import type { Driver } from "../support/databases.js";
-import { DRIVERS, POSTGRES_URL } from "../support/databases.js";
+import { DRIVERS } from "../support/databases.js";
 import type { TestVault } from "../support/vault-harness.js";
 import { startTestVault } from "../support/vault-harness.js";
 
@@ -733,18 +733,7 @@ interface CliStore {
 /** PGlite in a data directory, or (postgres driver) a fresh schema through search_path. */
 async function cliStore(driver: Driver): Promise<CliStore> {
   const dataDir = await mkdtemp(join(tmpdir(), "payvault-ceremony-cli-"));
-  const env: Record<string, string> = {};
-  let schema: string | undefined;
-  if (driver.name === "postgres") {
-    schema = `pv_test_${randomBytes(6).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    const url = new URL(POSTGRES_URL as string);
-    url.searchParams.set("options", `-c search_path=${schema}`);
-    env.DATABASE_URL = url.toString();
-  }
+  const { env, drop: dropSchema } = await cliStoreEnv(driver.name);
   const open = () => openCore(loadConfig({ PAYVAULT_DATA_DIR: dataDir, ...env }, dataDir));
   return {
     cli: (args, extra = {}) => runCli(args, { dataDir, env: { ...env, ...extra } }),
@@ -776,12 +765,7 @@ async function cliStore(driver: Driver): Promise<CliStore> {
       }
     },
     async drop() {
-      if (schema !== undefined) {
-        const admin = new pg.Client({ connectionString: POSTGRES_URL });
-        await admin.connect();
-        await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-        await admin.end();
-      }
+      await dropSchema();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

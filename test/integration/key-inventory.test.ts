@@ -1,8 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
@@ -15,7 +13,8 @@ import type { Clock } from "../../src/services/clock.js";
 import type { KeyRecordView } from "../../src/services/keys/key-lifecycle.js";
 import { auth, CARDS, cardOf, expectProblem, tokenize } from "../support/api-fixtures.js";
 import { runCli } from "../support/cli-runner.js";
-import { DRIVERS, POSTGRES_URL } from "../support/databases.js";
+import { cliStoreEnv } from "../support/cli-schema.js";
+import { DRIVERS } from "../support/databases.js";
 import type { TestVault } from "../support/vault-harness.js";
 import { LogCapture, startTestVault } from "../support/vault-harness.js";
 
@@ -226,23 +225,8 @@ for (const driver of DRIVERS) {
 
     beforeAll(async () => {
       dataDir = await mkdtemp(join(tmpdir(), "payvault-keys-status-"));
-      if (driver.name === "postgres") {
-        // A fresh schema, named in the URL's startup options so the CLI child uses it too.
-        const schema = `pv_test_${randomBytes(6).toString("hex")}`;
-        const admin = new pg.Client({ connectionString: POSTGRES_URL });
-        await admin.connect();
-        await admin.query(`CREATE SCHEMA ${schema}`);
-        await admin.end();
-        const url = new URL(POSTGRES_URL as string);
-        url.searchParams.set("options", `-c search_path=${schema}`);
-        env = { DATABASE_URL: url.toString() };
-        drop = async () => {
-          const cleanup = new pg.Client({ connectionString: POSTGRES_URL });
-          await cleanup.connect();
-          await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
-          await cleanup.end();
-        };
-      }
+      // A fresh schema when on PostgreSQL, named so the CLI child uses it too.
+      ({ env, drop } = await cliStoreEnv(driver.name));
       // The vault in this process over the CLI's store: tokens in both environments, and the
       // HTTP inventory to compare the CLI with. Closing it releases the PGlite lock.
       const core = await openCore(loadConfig({ PAYVAULT_DATA_DIR: dataDir, ...env }, dataDir));

@@ -1,8 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
@@ -30,8 +28,9 @@ import {
 } from "../support/api-fixtures.js";
 import type { CliResult } from "../support/cli-runner.js";
 import { runCli } from "../support/cli-runner.js";
+import { cliStoreEnv } from "../support/cli-schema.js";
 import type { Driver } from "../support/databases.js";
-import { DRIVERS, POSTGRES_URL } from "../support/databases.js";
+import { DRIVERS } from "../support/databases.js";
 import type { TestVault } from "../support/vault-harness.js";
 import { LogCapture, startTestVault } from "../support/vault-harness.js";
 
@@ -875,18 +874,7 @@ interface CliStore {
  */
 async function cliStore(driver: Driver): Promise<CliStore> {
   const dataDir = await mkdtemp(join(tmpdir(), "payvault-retention-cli-"));
-  const env: Record<string, string> = {};
-  let schema: string | undefined;
-  if (driver.name === "postgres") {
-    schema = `pv_test_${randomBytes(6).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    const url = new URL(POSTGRES_URL as string);
-    url.searchParams.set("options", `-c search_path=${schema}`);
-    env.DATABASE_URL = url.toString();
-  }
+  const { env, drop: dropSchema } = await cliStoreEnv(driver.name);
   let tenants = 0;
   return {
     cli: (args, extra = {}) => runCli(args, { dataDir, env: { ...env, ...extra } }),
@@ -929,12 +917,7 @@ async function cliStore(driver: Driver): Promise<CliStore> {
       };
     },
     async drop() {
-      if (schema !== undefined) {
-        const admin = new pg.Client({ connectionString: POSTGRES_URL });
-        await admin.connect();
-        await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-        await admin.end();
-      }
+      await dropSchema();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,8 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
@@ -10,7 +8,8 @@ import { loadConfig } from "../../src/config/config.js";
 import type { Principal } from "../../src/services/api-keys.js";
 import { CARDS, cardOf } from "../support/api-fixtures.js";
 import { runCli, startCli } from "../support/cli-runner.js";
-import { DRIVERS, POSTGRES_URL } from "../support/databases.js";
+import { cliStoreEnv } from "../support/cli-schema.js";
+import { DRIVERS } from "../support/databases.js";
 
 const SLOW = 240_000;
 const DAY_MS = 86_400_000;
@@ -32,33 +31,6 @@ interface JobRow {
   total: number;
 }
 
-/**
- * Where the CLI's store lives: PGlite in the data directory, or a fresh PostgreSQL schema named
- * in the URL's startup options, so the child and this process see the same tables.
- */
-async function storeEnv(driver: "pglite" | "postgres"): Promise<{
-  env: Record<string, string>;
-  drop: () => Promise<void>;
-}> {
-  if (driver === "pglite") return { env: {}, drop: async () => undefined };
-  const schema = `pv_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const url = new URL(POSTGRES_URL as string);
-  url.searchParams.set("options", `-c search_path=${schema}`);
-  return {
-    env: { DATABASE_URL: url.toString() },
-    async drop() {
-      const cleanup = new pg.Client({ connectionString: POSTGRES_URL });
-      await cleanup.connect();
-      await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
-      await cleanup.end();
-    },
-  };
-}
-
 function progressLines(stderr: string): { percent: number; done: number; total: number }[] {
   return stderr
     .split("\n")
@@ -74,7 +46,7 @@ function progressLines(stderr: string): { percent: number; done: number; total: 
 for (const driver of DRIVERS) {
   describe(`payvault keys rotate --dek on ${driver.name}, killed and resumed`, () => {
     let dataDir: string;
-    let store: Awaited<ReturnType<typeof storeEnv>>;
+    let store: Awaited<ReturnType<typeof cliStoreEnv>>;
     let secret: string;
     const expected = new Map<string, Expected>();
 
@@ -105,7 +77,7 @@ for (const driver of DRIVERS) {
 
     beforeAll(async () => {
       dataDir = await mkdtemp(join(tmpdir(), "payvault-rotate-cli-"));
-      store = await storeEnv(driver.name);
+      store = await cliStoreEnv(driver.name);
       // A few hundred tokens in several epochs, made in this process; closing the core
       // releases the PGlite lock for the CLI.
       await withCore(async (core) => {
