@@ -83,6 +83,7 @@ export async function startServer(
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const url = `${tls === undefined ? "http" : "https"}://${config.host === "::" || config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`;
+  core.origin.learn(url);
   return {
     app,
     url,

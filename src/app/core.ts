@@ -7,6 +7,9 @@ import type { SealStatus } from "../keys/seal.js";
 import { ApiKeyService } from "../services/api-keys.js";
 import { AuditSealer } from "../services/audit/audit-sealer.js";
 import { AuditTrail } from "../services/audit/audit-trail.js";
+import { CaptureSessions } from "../services/capture/capture-sessions.js";
+import { PublicOrigin } from "../services/capture/public-origin.js";
+import { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import { IdempotencyService } from "../services/idempotency.js";
@@ -36,6 +39,11 @@ export interface Core {
   readonly lifecycle: KeyLifecycle;
   readonly retention: RetentionService;
   readonly ceremonies: CeremonyService;
+  /** The vault's origin as clients reach it (learnt from the listener unless configured). */
+  readonly origin: PublicOrigin;
+  /** The vault's capture encryption keys and session signing key. */
+  readonly joseKeys: VaultJoseKeys;
+  readonly captureSessions: CaptureSessions;
   /** Sealed-mode status (always unsealed for KeyManagers without shares). */
   sealStatus(): SealStatus;
   /**
@@ -141,6 +149,8 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const sealer = new AuditSealer(db, keys, clock);
     const tenants = new TenantService(db, audit, clock);
     const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
+    const origin = new PublicOrigin(config.publicUrl);
+    const joseKeys = new VaultJoseKeys(db, keys, audit, clock);
     return {
       db,
       keyManager,
@@ -155,6 +165,9 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       lifecycle,
       retention: new RetentionService(db, lifecycle, audit, clock),
       ceremonies: new CeremonyService(db, keyManager, lifecycle, audit, clock),
+      origin,
+      joseKeys,
+      captureSessions: new CaptureSessions(db, joseKeys, audit, clock, () => origin.get()),
       sealStatus: () =>
         sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
       async submitUnsealShare(share) {

@@ -26,7 +26,12 @@ export type AuditAction =
   | "custodians.rekey"
   | "vault.unseal"
   | "token.purge"
-  | "tenant.update";
+  | "tenant.update"
+  | "jose_key.create"
+  | "jose_key.rotate"
+  | "tenant_jose_key.create"
+  | "tenant_jose_key.revoke"
+  | "capture.session";
 
 export type AuditOutcome = "success" | "failure" | "denied";
 

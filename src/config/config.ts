@@ -18,6 +18,13 @@ export interface Config {
   readonly kekFile: string;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly insecureHttp: boolean;
+  /**
+   * The vault's origin as browsers reach it (capture sessions' issuer, capture payloads'
+   * audience). Unset: the listener's own address.
+   */
+  readonly publicUrl: string | undefined;
+  /** Redis for state several nodes share (the ephemeral CVC store, replay guards); unset: memory. */
+  readonly redisUrl: string | undefined;
   readonly logLevel: LogLevel;
   readonly auditSealIntervalMs: number;
   /** How long an API-key record is reused before it is read again (revocations elsewhere show within it). */
@@ -100,6 +107,21 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(`${name} must be 1/true or 0/false`);
 }
 
+function publicUrl(env: Env): string | undefined {
+  const value = env.PAYVAULT_PUBLIC_URL || undefined;
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError("PAYVAULT_PUBLIC_URL must be a URL such as https://vault.example.com");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError("PAYVAULT_PUBLIC_URL must be an https:// (or http://) URL");
+  }
+  return url.origin;
+}
+
 function required(env: Env, name: string, why: string): string {
   const value = env[name];
   if (value === undefined || value === "") throw new ConfigError(`${name} is required ${why}`);
@@ -169,6 +191,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         ? { certFile: resolve(cwd, certFile), keyFile: resolve(cwd, keyFile) }
         : undefined,
     insecureHttp: flag(env, "PAYVAULT_INSECURE_HTTP"),
+    publicUrl: publicUrl(env),
+    redisUrl: secretOrFile(env, "PAYVAULT_REDIS_URL") ?? secretOrFile(env, "REDIS_URL"),
     logLevel,
     auditSealIntervalMs: integer(env, "PAYVAULT_AUDIT_SEAL_INTERVAL_MS", 200, 10, 60_000),
     authCacheTtlMs: integer(env, "PAYVAULT_AUTH_CACHE_TTL_MS", 2000, 0, 60_000),

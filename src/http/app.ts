@@ -4,6 +4,7 @@ import type { HttpDeps } from "./context.js";
 import { errorHandler } from "./error-handler.js";
 import { createHttpStack } from "./http-stack.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
+import { registerCapture } from "./routes/capture.js";
 import { registerHealth } from "./routes/health.js";
 import { registerSys, sealedGuard } from "./routes/sys.js";
 import { registerTokensBatch } from "./routes/tokens-batch.js";
@@ -56,5 +57,6 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   registerTokensReveal(app, deps);
   registerTokensDelete(app, deps);
   registerSys(app, deps);
+  registerCapture(app, deps);
   return app;
 }

@@ -4,6 +4,9 @@ import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyService, Principal } from "../services/api-keys.js";
 import type { AuditTrail } from "../services/audit/audit-trail.js";
+import type { CaptureSessions } from "../services/capture/capture-sessions.js";
+import type { PublicOrigin } from "../services/capture/public-origin.js";
+import type { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { IdempotencyService } from "../services/idempotency.js";
 import type { CeremonyService } from "../services/keys/ceremonies.js";
 import type { KeyLifecycle } from "../services/keys/key-lifecycle.js";
@@ -31,6 +34,9 @@ export interface HttpDeps {
   readonly idempotency: IdempotencyService;
   readonly lifecycle: KeyLifecycle;
   readonly ceremonies: CeremonyService;
+  readonly origin: PublicOrigin;
+  readonly joseKeys: VaultJoseKeys;
+  readonly captureSessions: CaptureSessions;
   sealStatus(): SealStatus;
   submitUnsealShare(share: string): Promise<SealStatus>;
 }

@@ -25,7 +25,11 @@ export interface DataKey {
   readonly environment: Environment;
   readonly epoch: string;
   readonly version: number;
-  /** The raw key. Use it synchronously right after getting it: eviction zeroes it. */
+  /**
+   * The raw key. Eviction for age leaves a handed-out key intact for at least
+   * `releaseGraceMs` after it was last handed out, then zeroes it; `forget` (destruction) and
+   * `close` zero it at once, and `sealEnvelope` refuses an all-zero key.
+   */
   readonly material: Buffer;
 }
 
@@ -74,6 +78,12 @@ export interface NewKey {
 export interface KeyRingOptions {
   /** How long an unwrapped DEK stays in memory after its last use. */
   readonly cacheTtlMs: number;
+  /**
+   * How long an evicted key's material is kept before it is zeroed, so a caller that got the key
+   * just before eviction (and awaits between getting and using it) never sees it change under it.
+   * Default RELEASE_GRACE_MS.
+   */
+  readonly releaseGraceMs?: number;
   readonly policy?: KeyPolicy;
   /**
    * Builds the `key.create` audit event of a new key, which is inserted with it. It receives the
@@ -81,6 +91,9 @@ export interface KeyRingOptions {
    */
   readonly auditCreation: (key: NewKey) => Promise<AuditEventRow>;
 }
+
+/** Default for `KeyRingOptions.releaseGraceMs`: far longer than any request or job batch holds a key. */
+export const RELEASE_GRACE_MS = 60_000;
 
 /** The key's material was destroyed (crypto-shredding or a dual-control destruction). */
 export class KeyDestroyedError extends Error {
@@ -101,7 +114,7 @@ interface CacheEntry {
  * How long a node trusts its idea of a slot's current version before reading it again, so a
  * rotation made on another node (or by the CLI) takes over everywhere within this time.
  */
-const ACTIVE_RECHECK_MS = 30_000;
+export const ACTIVE_RECHECK_MS = 30_000;
 
 /** Keys a reservation may find spent (by other nodes) in a row before it gives up. */
 const RESERVE_ATTEMPTS = 16;
@@ -116,7 +129,7 @@ interface ActiveEntry {
 }
 
 export function algorithmOf(purpose: Purpose): string {
-  return purpose === "pan" || purpose === "sad" ? "AES-256-GCM" : "HMAC-SHA256";
+  return purpose === "pan" || purpose === "sad" || purpose === "jose" ? "AES-256-GCM" : "HMAC-SHA256";
 }
 
 function slotKey(slot: Required<KeySlot>): string {
@@ -143,6 +156,8 @@ export class KeyRing {
   private readonly byId = new Map<string, CacheEntry>();
   private readonly active = new Map<string, ActiveEntry>();
   private readonly loading = new Map<string, Promise<DataKey>>();
+  /** Evicted keys' material, zeroed once its time comes (see `releaseGraceMs`). */
+  private readonly releasing: { material: Buffer; zeroAt: number }[] = [];
   /** The tail of each slot's queue of reservations on this node. */
   private readonly reserving = new Map<string, Promise<void>>();
   private readonly sweeper: NodeJS.Timeout;
@@ -154,7 +169,10 @@ export class KeyRing {
     private readonly options: KeyRingOptions,
   ) {
     this.policy = options.policy ?? DEFAULT_KEY_POLICY;
-    this.sweeper = setInterval(() => this.evictExpired(), Math.min(options.cacheTtlMs, 60_000));
+    this.sweeper = setInterval(
+      () => this.evictExpired(),
+      Math.min(options.cacheTtlMs, options.releaseGraceMs ?? RELEASE_GRACE_MS, 60_000),
+    );
     this.sweeper.unref();
   }
 
@@ -207,19 +225,28 @@ export class KeyRing {
     return this.activeKey(full);
   }
 
-  /** Drops a key from memory at once (zeroed): after its destruction. */
+  /**
+   * Drops a key from memory and zeroes it at once, after its destruction: a request still holding
+   * it fails (an all-zero key neither seals nor opens) rather than using a destroyed key.
+   */
   forget(id: string): void {
-    const entry = this.byId.get(id);
+    const entry = this.drop(id);
     if (entry !== undefined) zeroize(entry.key.material);
-    this.byId.delete(id);
-    for (const [name, active] of this.active) if (active.id === id) this.active.delete(name);
   }
 
   close(): void {
     clearInterval(this.sweeper);
     for (const entry of this.byId.values()) zeroize(entry.key.material);
+    for (const released of this.releasing.splice(0)) zeroize(released.material);
     this.byId.clear();
     this.active.clear();
+  }
+
+  private drop(id: string): CacheEntry | undefined {
+    const entry = this.byId.get(id);
+    this.byId.delete(id);
+    for (const [name, active] of this.active) if (active.id === id) this.active.delete(name);
+    return entry;
   }
 
   private withinPeriod(entry: ActiveEntry, slot: Required<KeySlot>): boolean {
@@ -432,12 +459,20 @@ export class KeyRing {
 
   private evictExpired(): void {
     const now = Date.now();
+    const grace = this.options.releaseGraceMs ?? RELEASE_GRACE_MS;
     for (const [id, entry] of this.byId) {
       // The vault's own keys (audit chain, API-key MACs) are used on every request and inside
       // transactions, where loading them could not wait for the store: they stay resident until
       // close() zeroes them.
       if (entry.expiresAt > now || entry.key.owner === SYSTEM_KEY_OWNER) continue;
-      this.forget(id);
+      this.drop(id);
+      this.releasing.push({ material: entry.key.material, zeroAt: now + grace });
+    }
+    // Pushed in time order, so the ones due are at the front.
+    for (let next = this.releasing[0]; next !== undefined && next.zeroAt <= now; ) {
+      this.releasing.shift();
+      zeroize(next.material);
+      next = this.releasing[0];
     }
   }
 }

@@ -115,10 +115,13 @@ for (const driver of DRIVERS) {
     const rings: KeyRing[] = [];
 
     /** A ring on the shared store and KEK, as core.ts wires one (audit events with every key). */
-    function newRing(options: { cacheTtlMs?: number; policy?: KeyPolicy } = {}): KeyRing {
+    function newRing(
+      options: { cacheTtlMs?: number; releaseGraceMs?: number; policy?: KeyPolicy } = {},
+    ): KeyRing {
       let audit: AuditTrail | undefined;
       const ring = new KeyRing(db, counting, clock, {
         cacheTtlMs: options.cacheTtlMs ?? 60_000,
+        ...(options.releaseGraceMs === undefined ? {} : { releaseGraceMs: options.releaseGraceMs }),
         policy: options.policy ?? POLICY,
         auditCreation: (key) => (audit as AuditTrail).keyCreated(key),
       });
@@ -346,8 +349,8 @@ for (const driver of DRIVERS) {
       expect(counting.wraps - wrapsBefore).toBe(2);
     });
 
-    it("evicted keys are zeroed and reloaded on the next use; the vault's own keys stay", async () => {
-      const ring = newRing({ cacheTtlMs: 100, policy: ROOMY });
+    it("evicted keys stay intact for the release grace, are zeroed after it, and reload on the next use; the vault's own keys stay", async () => {
+      const ring = newRing({ cacheTtlMs: 100, releaseGraceMs: 1_000, policy: ROOMY });
       const owner = newOwner();
       const key = await ring.activeKey({ owner, purpose: "pan", epoch: "persistent" });
       const material = key.material;
@@ -356,17 +359,41 @@ for (const driver of DRIVERS) {
       const auditCopy = Buffer.from(audit.material);
       expect(copy.equals(Buffer.alloc(32))).toBe(false);
       const unwrapsBefore = counting.unwraps.get(key.id) ?? 0;
-      // The sweeper runs every min(ttl, 60 s) = 100 ms.
-      const deadline = Date.now() + 3_000;
+      // The sweeper runs every min(ttl, grace, 60 s) = 100 ms: by 400 ms the key is evicted, so
+      // the next use unwraps it again; the copy a caller still holds is untouched.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const again = await ring.keyById(key.id, owner, "pan");
+      expect(counting.unwraps.get(key.id), "evicted: the next use unwraps again").toBe(
+        unwrapsBefore + 1,
+      );
+      expect(again.material).not.toBe(material);
+      expect(again.material.equals(copy)).toBe(true);
+      expect(material.equals(copy), "a handed-out key is not zeroed within the grace").toBe(true);
+      const deadline = Date.now() + 4_000;
       while (!material.equals(Buffer.alloc(32)) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      expect(material.equals(Buffer.alloc(32)), "evicted key material is zeroed").toBe(true);
+      expect(
+        material.equals(Buffer.alloc(32)),
+        "evicted key material is zeroed after the grace",
+      ).toBe(true);
       expect(audit.material.equals(auditCopy), "the audit key stays resident").toBe(true);
-      // The next use unwraps it again, with the same bytes.
-      const again = await ring.keyById(key.id, owner, "pan");
-      expect(again.material.equals(copy)).toBe(true);
-      expect(counting.unwraps.get(key.id)).toBe(unwrapsBefore + 1);
+    });
+
+    it("forget() (destruction) zeroes a key at once, and a zeroed key seals nothing", async () => {
+      const ring = newRing({ policy: ROOMY });
+      const owner = newOwner();
+      const key = await ring.activeKey({ owner, purpose: "pan", epoch: "persistent" });
+      ring.forget(key.id);
+      expect(key.material.equals(Buffer.alloc(32))).toBe(true);
+      expect(() =>
+        sealEnvelope({
+          dekId: key.id,
+          key: key.material,
+          plaintext: Buffer.from("card payload"),
+          context: PAN_CONTEXT(owner, "tok_1"),
+        }),
+      ).toThrow();
     });
 
     it("sad keys are DEKs of their own: a PAN envelope does not open with the sad key", async () => {

@@ -70,6 +70,8 @@ export async function startTestVault(
     ...(options.keyManager ? { keyManager: options.keyManager } : {}),
     ...(options.keyCacheTtlMs ? { keyCacheTtlMs: options.keyCacheTtlMs } : {}),
   });
+  // Inject-based tests reach the vault at this origin (capture sessions' issuer and audience).
+  core.origin.learn("https://vault.test");
   const logs = new LogCapture();
   const app = buildApp({ ...core, logger: createLogger("info", logs) }, { tls: undefined });
   await app.ready();

@@ -1,0 +1,151 @@
+import { jwtVerify, SignJWT } from "jose";
+import { newId } from "../../crypto/random.js";
+import { VaultError } from "../../errors/registry.js";
+import type { Environment } from "../../keys/key-manager.js";
+import { isEnvironment } from "../../keys/key-manager.js";
+import type { SqlClient } from "../../store/database.js";
+import type { Principal } from "../api-keys.js";
+import type { AuditTrail } from "../audit/audit-trail.js";
+import type { Clock } from "../clock.js";
+import type { CaptureSession, CaptureSessionVerifier } from "./capture-session.js";
+import { CaptureSessionError } from "./capture-session.js";
+import type { VaultJoseKeys } from "./vault-jose-keys.js";
+
+/** A capture session lives at most 15 minutes (issue 4; the frame is filled in by a person). */
+export const MAX_SESSION_SECONDS = 900;
+export const MAX_SESSION_ORIGINS = 10;
+const SESSION_TYPE = "payvault-capture-session+jwt";
+/** A DNS name or an IP literal: no wildcard or other characters URL parsing lets through. */
+const HOST = /^(\[[0-9a-f:.]+\]|[a-z0-9-]+(\.[a-z0-9-]+)*)$/;
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * A merchant origin the frame may be embedded in and post its token to: `https://host[:port]`
+ * exactly (no path, no wildcard), or `http://` for a loopback host (local development).
+ */
+export function parseOrigin(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== value || !HOST.test(url.hostname)) return undefined;
+  if (url.protocol === "https:") return value;
+  if (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)) return value;
+  return undefined;
+}
+
+/**
+ * Capture sessions: short-lived JWS tokens (RFC 7515, RFC 7519) the vault signs with its ES256
+ * key for a merchant backend, naming the tenant, the environment and the origins allowed to
+ * embed the capture frame. Verification pins the algorithm, the type, the issuer and audience
+ * (RFC 8725 §3.1, §3.8, §3.11) and finds the key by kid among the vault's own keys only.
+ */
+export class CaptureSessions implements CaptureSessionVerifier {
+  constructor(
+    private readonly db: SqlClient,
+    private readonly keys: VaultJoseKeys,
+    private readonly audit: AuditTrail,
+    private readonly clock: Clock,
+    private readonly vaultOrigin: () => string,
+  ) {}
+
+  async create(
+    principal: Principal,
+    request: { origins: readonly string[]; ttlSeconds?: number },
+  ): Promise<{ session: string; id: string; expiresAt: Date }> {
+    const origins = request.origins.map((origin, i) => ({
+      origin,
+      parsed: parseOrigin(origin),
+      i,
+    }));
+    const bad = origins.filter((o) => o.parsed === undefined);
+    if (bad.length > 0 || origins.length === 0 || origins.length > MAX_SESSION_ORIGINS) {
+      throw new VaultError("VALIDATION_FAILED", {
+        errors:
+          bad.length > 0
+            ? bad.map((o) => ({
+                field: `origins.${o.i}`,
+                code: "ORIGIN_INVALID",
+                message:
+                  "An origin is https://host[:port] with no path (http:// only for localhost).",
+              }))
+            : [
+                {
+                  field: "origins",
+                  code: "ORIGIN_INVALID",
+                  message: `Give 1 to ${MAX_SESSION_ORIGINS} origins.`,
+                },
+              ],
+      });
+    }
+    const ttl = request.ttlSeconds ?? MAX_SESSION_SECONDS;
+    const now = Math.floor(this.clock.now().getTime() / 1000);
+    const id = newId("cs");
+    const key = await this.keys.currentKey("ES256");
+    const session = await new SignJWT({ origins: request.origins, env: principal.environment })
+      .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: SESSION_TYPE })
+      .setIssuer(this.vaultOrigin())
+      .setAudience(`${this.vaultOrigin()}/capture`)
+      .setSubject(principal.tenantId)
+      .setJti(id)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttl)
+      .sign(key.privateKey);
+    const expiresAt = new Date((now + ttl) * 1000);
+    await this.audit.record(this.db, {
+      tenantId: principal.tenantId,
+      actor: principal.keyId,
+      action: "capture.session",
+      objectId: id,
+      outcome: "success",
+      details: { origins: request.origins.join(" "), expires_at: expiresAt.toISOString() },
+    });
+    return { session, id, expiresAt };
+  }
+
+  async verify(token: string): Promise<CaptureSession> {
+    if (typeof token !== "string" || token.length > 4096) throw new CaptureSessionError();
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const key =
+            header.kid === undefined ? undefined : await this.keys.findKey(header.kid, "sig");
+          if (key === undefined || key.alg !== header.alg) throw new CaptureSessionError();
+          return key.publicKey;
+        },
+        {
+          algorithms: ["ES256"],
+          typ: SESSION_TYPE,
+          issuer: this.vaultOrigin(),
+          audience: `${this.vaultOrigin()}/capture`,
+          currentDate: this.clock.now(),
+          maxTokenAge: MAX_SESSION_SECONDS,
+          requiredClaims: ["sub", "jti", "iat", "exp"],
+        },
+      );
+      const origins = payload.origins;
+      if (
+        typeof payload.sub !== "string" ||
+        typeof payload.jti !== "string" ||
+        typeof payload.exp !== "number" ||
+        !isEnvironment(payload.env) ||
+        !Array.isArray(origins) ||
+        !origins.every((o): o is string => typeof o === "string" && parseOrigin(o) === o)
+      ) {
+        throw new CaptureSessionError();
+      }
+      return {
+        id: payload.jti,
+        tenantId: payload.sub,
+        environment: payload.env as Environment,
+        origins,
+        expiresAt: new Date(payload.exp * 1000),
+      };
+    } catch {
+      throw new CaptureSessionError();
+    }
+  }
+}

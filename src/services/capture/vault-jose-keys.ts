@@ -1,0 +1,266 @@
+import type { KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPair } from "node:crypto";
+import { promisify } from "node:util";
+import { calculateJwkThumbprint } from "jose";
+import { envelopeDekId, openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
+import { zeroize } from "../../crypto/secret.js";
+import type { KeyRing } from "../../keys/key-ring.js";
+import { ACTIVE_RECHECK_MS, SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
+import type { Database } from "../../store/database.js";
+import type { VaultJoseKeyRow } from "../../store/jose-keys-repo.js";
+import {
+  insertVaultJoseKey,
+  listUsableVaultJoseKeys,
+  retireVaultJoseKey,
+} from "../../store/jose-keys-repo.js";
+import type { AuditTrail } from "../audit/audit-trail.js";
+import type { Clock } from "../clock.js";
+
+const generate = promisify(generateKeyPair);
+
+/**
+ * The vault's JOSE algorithms (RFC 7518): capture payloads are encrypted to an ECDH-ES+A256KW
+ * key on P-256 (§4.6) or an RSA-OAEP-256 key (§4.3); capture sessions are signed with ES256
+ * (§3.4). RSA keys are 3072 bits (NIST SP 800-57 Part 1 Table 2: 128-bit strength, as P-256).
+ */
+export const VAULT_JOSE_ALGS = ["ECDH-ES+A256KW", "RSA-OAEP-256", "ES256"] as const;
+export type VaultJoseAlg = (typeof VAULT_JOSE_ALGS)[number];
+
+/** A usable key pair, its private half unwrapped into an OpenSSL key object (never exported). */
+export interface VaultJoseKey {
+  readonly kid: string;
+  readonly use: "enc" | "sig";
+  readonly alg: VaultJoseAlg;
+  readonly publicJwk: Readonly<Record<string, unknown>>;
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+  readonly createdAt: Date;
+  /** Set once a newer key took over; the key is still accepted until `expiresAt`. */
+  readonly retiredAt: Date | null;
+  readonly expiresAt: Date | null;
+}
+
+export interface VaultJoseKeysOptions {
+  /**
+   * How long a rotated-out key is still accepted: longer than a capture session (15 min), a
+   * capture JWE (5 min) and the JWKS cache lifetime, so nothing in flight breaks at rotation.
+   */
+  readonly overlapMs: number;
+}
+
+export const DEFAULT_JOSE_OVERLAP_MS = 3_600_000;
+
+function useOf(alg: VaultJoseAlg): "enc" | "sig" {
+  return alg === "ES256" ? "sig" : "enc";
+}
+
+async function newKeyPair(
+  alg: VaultJoseAlg,
+): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  return alg === "RSA-OAEP-256"
+    ? generate("rsa", { modulusLength: 3072 })
+    : generate("ec", { namedCurve: "P-256" });
+}
+
+/**
+ * The vault's capture encryption keys and session signing key: made on first use, rotated with
+ * an overlap, private halves sealed at rest under a system `jose` DEK, which the KEK wraps
+ * (PCI DSS 3.6.1.2: keys stored encrypted under a key-encrypting key). Every node re-reads the
+ * set at most every ACTIVE_RECHECK_MS, and at once when it meets a kid it does not know.
+ */
+export class VaultJoseKeys {
+  private loaded = new Map<string, VaultJoseKey>();
+  private loadedAt = Number.NEGATIVE_INFINITY;
+  private refreshing: Promise<void> | undefined;
+  private ensured: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly keys: KeyRing,
+    private readonly audit: AuditTrail,
+    private readonly clock: Clock,
+    private readonly options: VaultJoseKeysOptions = { overlapMs: DEFAULT_JOSE_OVERLAP_MS },
+  ) {}
+
+  /** Makes sure a current key of every algorithm exists, and loads the set. */
+  async ensure(): Promise<void> {
+    await this.refresh(true);
+    for (const alg of VAULT_JOSE_ALGS) {
+      if (this.current(alg) === undefined) await this.create(alg, "system");
+    }
+    await this.refresh(true);
+  }
+
+  /** The public keys capture clients may encrypt to: current ones first. */
+  async encryptionJwks(): Promise<Record<string, unknown>[]> {
+    await this.fresh();
+    return this.usable()
+      .filter((key) => key.use === "enc")
+      .map((key) => ({ ...key.publicJwk }));
+  }
+
+  /** The current key of an algorithm (new work is done with it). */
+  async currentKey(alg: VaultJoseAlg): Promise<VaultJoseKey> {
+    await this.fresh();
+    const key = this.current(alg) ?? (await this.ensure().then(() => this.current(alg)));
+    if (key === undefined) throw new Error(`no current ${alg} key`);
+    return key;
+  }
+
+  /** A key still accepted, by kid; an unknown kid makes this node re-read the set once. */
+  async findKey(kid: string, use: "enc" | "sig"): Promise<VaultJoseKey | undefined> {
+    await this.fresh();
+    let key = this.loaded.get(kid);
+    if (key === undefined && Date.now() - this.loadedAt > 1_000) {
+      await this.refresh(true);
+      key = this.loaded.get(kid);
+    }
+    if (key === undefined || key.use !== use) return undefined;
+    if (key.expiresAt !== null && key.expiresAt <= this.clock.now()) return undefined;
+    return key;
+  }
+
+  /**
+   * Replaces the current key of every algorithm; the previous ones stay accepted for the overlap.
+   * PCI DSS 3.6.4, 3.7.4: keys are changed at the end of their cryptoperiod or on suspicion.
+   */
+  async rotate(actor: string): Promise<{ retired: string[]; created: string[] }> {
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + this.options.overlapMs);
+    const retired: string[] = [];
+    const created: string[] = [];
+    for (const alg of VAULT_JOSE_ALGS) {
+      const old = await retireVaultJoseKey(this.db, alg, now, expiresAt);
+      if (old !== undefined) retired.push(old);
+      created.push(await this.create(alg, actor));
+    }
+    await this.refresh(true);
+    return { retired, created };
+  }
+
+  private usable(): VaultJoseKey[] {
+    const now = this.clock.now();
+    return [...this.loaded.values()]
+      .filter((key) => key.expiresAt === null || key.expiresAt > now)
+      .sort(
+        (a, b) =>
+          Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
+          b.createdAt.getTime() - a.createdAt.getTime(),
+      );
+  }
+
+  private current(alg: VaultJoseAlg): VaultJoseKey | undefined {
+    return this.usable().find((key) => key.alg === alg && key.retiredAt === null);
+  }
+
+  /** The first use on a node makes sure the keys exist; later ones re-read them when due. */
+  private async fresh(): Promise<void> {
+    if (this.ensured === undefined) {
+      this.ensured = this.ensure();
+      this.ensured.catch(() => {
+        this.ensured = undefined;
+      });
+    }
+    await this.ensured;
+    if (Date.now() - this.loadedAt >= ACTIVE_RECHECK_MS) await this.refresh(false);
+  }
+
+  private refresh(force: boolean): Promise<void> {
+    if (!force && Date.now() - this.loadedAt < ACTIVE_RECHECK_MS) return Promise.resolve();
+    this.refreshing ??= this.load().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const rows = await listUsableVaultJoseKeys(this.db, this.clock.now());
+    const next = new Map<string, VaultJoseKey>();
+    for (const row of rows) {
+      const known = this.loaded.get(row.kid);
+      next.set(
+        row.kid,
+        known !== undefined && known.retiredAt?.getTime() === row.retired_at?.getTime()
+          ? known
+          : await this.unseal(row),
+      );
+    }
+    this.loaded = next;
+    this.loadedAt = Date.now();
+  }
+
+  private async unseal(row: VaultJoseKeyRow): Promise<VaultJoseKey> {
+    const dek = await this.keys.keyById(envelopeDekId(row.private_key), SYSTEM_KEY_OWNER, "jose");
+    const der = openEnvelope(row.private_key, dek.material, this.context(row.kid));
+    try {
+      const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+      return {
+        kid: row.kid,
+        use: row.use,
+        alg: row.alg as VaultJoseAlg,
+        publicJwk: row.public_jwk,
+        privateKey,
+        publicKey: createPublicKey(privateKey),
+        createdAt: row.created_at,
+        retiredAt: row.retired_at,
+        expiresAt: row.expires_at,
+      };
+    } finally {
+      zeroize(der);
+    }
+  }
+
+  private context(kid: string) {
+    return { tenantId: SYSTEM_KEY_OWNER, objectId: `jose:${kid}`, purpose: "jose" as const };
+  }
+
+  private async create(alg: VaultJoseAlg, actor: string): Promise<string> {
+    const pair = await newKeyPair(alg);
+    const jwk = pair.publicKey.export({ format: "jwk" }) as Record<string, string>;
+    const kid = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]);
+    const use = useOf(alg);
+    const publicJwk = { ...jwk, kid, use, alg };
+    const der = pair.privateKey.export({ format: "der", type: "pkcs8" });
+    try {
+      const dek = await this.keys.activeKey(SYSTEM_KEY_OWNER, "jose", 1);
+      const sealed = sealEnvelope({
+        dekId: dek.id,
+        key: dek.material,
+        plaintext: der,
+        context: this.context(kid),
+      });
+      const inserted = await this.db.transaction(async (tx) => {
+        const ok = await insertVaultJoseKey(tx, {
+          kid,
+          use,
+          alg,
+          public_jwk: publicJwk,
+          private_key: sealed,
+          created_at: this.clock.now(),
+          retired_at: null,
+          expires_at: null,
+        });
+        if (ok) {
+          await this.audit.record(tx, {
+            tenantId: undefined,
+            actor,
+            action: "jose_key.create",
+            objectId: kid,
+            outcome: "success",
+            details: { alg, use },
+          });
+        }
+        return ok;
+      });
+      // Another node made the current key of this algorithm first: that one stands.
+      return inserted ? kid : ((await this.currentAfterRace(alg)) ?? kid);
+    } finally {
+      zeroize(der);
+    }
+  }
+
+  private async currentAfterRace(alg: VaultJoseAlg): Promise<string | undefined> {
+    await this.refresh(true);
+    return this.current(alg)?.kid;
+  }
+}
