@@ -1,5 +1,9 @@
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
+import { CvcStore } from "../ephemeral/cvc-store.js";
+import type { EphemeralStore } from "../ephemeral/ephemeral-store.js";
+import { openEphemeralStore } from "../ephemeral/open-ephemeral-store.js";
+import { ReplayGuard } from "../ephemeral/replay-guard.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import { DEFAULT_KEY_POLICY, KeyRing, SYSTEM_KEY_OWNER } from "../keys/key-ring.js";
 import { LocalKeyManager } from "../keys/local-key-manager.js";
@@ -44,6 +48,12 @@ export interface Core {
   /** The vault's capture encryption keys and session signing key. */
   readonly joseKeys: VaultJoseKeys;
   readonly captureSessions: CaptureSessions;
+  /** Short-lived shared state: in memory, or Redis when REDIS_URL is set (several nodes). */
+  readonly ephemeral: EphemeralStore;
+  /** CVCs between capture and authorization (PCI DSS 3.3.1.2). */
+  readonly cvcs: CvcStore;
+  /** One use per `jti` of capture payloads and nested JWTs. */
+  readonly replay: ReplayGuard;
   /** Sealed-mode status (always unsealed for KeyManagers without shares). */
   sealStatus(): SealStatus;
   /**
@@ -117,6 +127,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
   const { db } = store;
   const clock = overrides.clock ?? systemClock;
   let keys: KeyRing | undefined;
+  let ephemeral: EphemeralStore | undefined;
   try {
     await migrate(db);
     const keyManager = overrides.keyManager ?? (await openKeyManager(config));
@@ -150,6 +161,9 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const tenants = new TenantService(db, audit, clock);
     const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
     const origin = new PublicOrigin(config.publicUrl);
+    const shortLived = await openEphemeralStore({ redisUrl: config.redisUrl, clock });
+    ephemeral = shortLived;
+    const cvcs = new CvcStore(shortLived, keys);
     const joseKeys = new VaultJoseKeys(db, keys, audit, clock);
     return {
       db,
@@ -160,7 +174,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       sealer,
       tenants,
       apiKeys: new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs),
-      tokens: new TokenService(db, keys, audit, clock, tenants),
+      tokens: new TokenService(db, keys, audit, clock, tenants, cvcs),
       idempotency: new IdempotencyService(db, keys, clock),
       lifecycle,
       retention: new RetentionService(db, lifecycle, audit, clock),
@@ -168,6 +182,9 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       origin,
       joseKeys,
       captureSessions: new CaptureSessions(db, joseKeys, audit, clock, () => origin.get()),
+      ephemeral: shortLived,
+      cvcs,
+      replay: new ReplayGuard(shortLived, { clock }),
       sealStatus: () =>
         sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
       async submitUnsealShare(share) {
@@ -192,6 +209,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       async close() {
         await sealer.stop();
         ring.close();
+        await shortLived.close();
         await keyManager.close();
         if (overrides.db === undefined) await db.close();
         await store.release();
@@ -199,6 +217,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     };
   } catch (err) {
     keys?.close();
+    await ephemeral?.close().catch(() => undefined);
     if (overrides.db === undefined) await db.close().catch(() => undefined);
     await store.release();
     throw err;

@@ -13,6 +13,8 @@ export const cardInputSchema = {
     exp_month: { type: "integer" },
     exp_year: { type: "integer" },
     name: { type: "string", maxLength: 200 },
+    // Held encrypted in the ephemeral store until authorization, never stored (PCI DSS 3.3.1.2).
+    cvc: { type: "string", maxLength: 8 },
   },
 } as const;
 
@@ -74,7 +76,12 @@ export const tokenViewSchema = {
 export const tokenizeResponseSchema = {
   ...tokenViewSchema,
   required: [...tokenViewSchema.required, "duplicate"],
-  properties: { ...tokenViewSchema.properties, duplicate: { type: "boolean" } },
+  properties: {
+    ...tokenViewSchema.properties,
+    duplicate: { type: "boolean" },
+    // When the request carried a CVC: until when the vault holds it for authorization.
+    cvc_expires_at: { type: "string" },
+  },
 } as const;
 
 export const fieldErrorSchema = {

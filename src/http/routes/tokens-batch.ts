@@ -17,6 +17,7 @@ const itemResultSchema = {
     status: { type: "integer" },
     token: { ...tokenViewSchema },
     duplicate: { type: "boolean" },
+    cvc_expires_at: { type: "string" },
     error: {
       type: "object",
       additionalProperties: false,
@@ -87,6 +88,9 @@ export function registerTokensBatch(app: FastifyInstance, deps: HttpDeps): void 
             status: outcome.duplicate ? 200 : 201,
             token: outcome.token,
             duplicate: outcome.duplicate,
+            ...(outcome.cvcExpiresAt === undefined
+              ? {}
+              : { cvc_expires_at: outcome.cvcExpiresAt.toISOString() }),
           };
         });
         return { status: 200, body: { results } };

@@ -28,7 +28,13 @@ export function registerTokensCreate(app: FastifyInstance, deps: HttpDeps): void
         );
         return {
           status: result.duplicate ? 200 : 201,
-          body: { ...result.token, duplicate: result.duplicate },
+          body: {
+            ...result.token,
+            duplicate: result.duplicate,
+            ...(result.cvcExpiresAt === undefined
+              ? {}
+              : { cvc_expires_at: result.cvcExpiresAt.toISOString() }),
+          },
         };
       }),
   );

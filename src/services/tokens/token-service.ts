@@ -4,6 +4,8 @@ import { openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
 import { randomBytes } from "../../crypto/random.js";
 import type { FieldIssue } from "../../domain/field-issue.js";
 import { newCardAlias, newRandomToken } from "../../domain/token-format.js";
+import type { CvcStore } from "../../ephemeral/cvc-store.js";
+import { DEFAULT_CVC_TTL_MS } from "../../ephemeral/cvc-store.js";
 import { VaultError } from "../../errors/registry.js";
 import { epochOf } from "../../keys/epoch.js";
 import { KeyServiceUnavailableError } from "../../keys/key-manager.js";
@@ -37,10 +39,17 @@ import { purposeIssues, validateTokenizeRequest } from "./tokenize-input.js";
 export interface TokenizeResult {
   readonly token: TokenView;
   readonly duplicate: boolean;
+  /** Set when the request carried a CVC: the end of its time in the ephemeral store. */
+  readonly cvcExpiresAt?: Date;
 }
 
 export type BatchItemResult =
-  | { readonly ok: true; readonly token: TokenView; readonly duplicate: boolean }
+  | {
+      readonly ok: true;
+      readonly token: TokenView;
+      readonly duplicate: boolean;
+      readonly cvcExpiresAt?: Date;
+    }
   | { readonly ok: false; readonly code: string; readonly errors: readonly FieldIssue[] };
 
 export interface RevealedCard {
@@ -81,14 +90,40 @@ export class TokenService {
     private readonly audit: AuditTrail,
     private readonly clock: Clock,
     private readonly tenants: TenantService,
+    private readonly cvcs: CvcStore,
   ) {}
 
   async tokenize(principal: Principal, request: TokenizeRequest): Promise<TokenizeResult> {
     const valid = validateTokenizeRequest(request, this.clock.now());
     if (!valid.ok) throw new VaultError("VALIDATION_FAILED", { errors: valid.issues });
+    const result = await this.tokenizeValid(principal, valid.value);
+    return this.holdCvc(principal, valid.value, result);
+  }
+
+  /**
+   * A CVC sent with the card is held, sealed under the tenant's `sad` key, in the ephemeral store
+   * until the forward proxy uses it for authorization or its TTL ends; it never reaches SQL
+   * (PCI DSS 3.3.1.2, 3.3.2). After the token is written: if the store fails, the request fails
+   * (503) and its retry finds the same token (dedupe) and holds the CVC then.
+   */
+  private async holdCvc<T extends TokenizeResult>(
+    principal: Principal,
+    valid: ValidTokenizeRequest,
+    result: T,
+  ): Promise<T> {
+    if (valid.cvc === undefined) return result;
+    const scope = { tenantId: principal.tenantId, environment: principal.environment };
+    await this.cvcs.put(scope, result.token.id, valid.cvc, DEFAULT_CVC_TTL_MS);
+    return { ...result, cvcExpiresAt: new Date(this.clock.now().getTime() + DEFAULT_CVC_TTL_MS) };
+  }
+
+  private async tokenizeValid(
+    principal: Principal,
+    valid: ValidTokenizeRequest,
+  ): Promise<TokenizeResult> {
     const retentionDays = await this.tenants.retentionDays(principal.tenantId);
     const fingerprintKey = await this.fingerprintKey(principal);
-    const item = this.pendingItem(valid.value, fingerprintKey, retentionDays);
+    const item = this.pendingItem(valid, fingerprintKey, retentionDays);
     let keys = await this.tenantKeys(principal, fingerprintKey, [item]);
     for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
       const row = this.sealRow(principal, item, keys);
@@ -144,7 +179,13 @@ export class TokenService {
       await this.batchRound(principal, keys, pending, results);
       if (pending.size > 0) keys = await this.withLiveKeys(principal, keys, [...pending.values()]);
     }
-    return results.map((r) => r ?? { ok: false, code: "INTERNAL_ERROR", errors: [] });
+    return Promise.all(
+      results.map((r, index) => {
+        const valid = valids.get(index);
+        if (r === undefined) return { ok: false as const, code: "INTERNAL_ERROR", errors: [] };
+        return r.ok && valid !== undefined ? this.holdCvc(principal, valid, r) : r;
+      }),
+    );
   }
 
   async get(principal: Principal, id: string): Promise<TokenView> {

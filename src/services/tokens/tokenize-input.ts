@@ -1,5 +1,6 @@
 import type { Card } from "../../domain/card.js";
 import { parseCard } from "../../domain/card.js";
+import type { Cvc } from "../../domain/cvc.js";
 import type { FieldIssue } from "../../domain/field-issue.js";
 import { findPanLikeRuns } from "../../domain/pan.js";
 import type { TokenFormat } from "../../domain/token-format.js";
@@ -17,6 +18,8 @@ export interface TokenizeRequest {
 
 export interface ValidTokenizeRequest {
   readonly card: Card;
+  /** Never stored with the token: held in the ephemeral CVC store until authorization. */
+  readonly cvc: Cvc | undefined;
   readonly format: TokenFormat;
   readonly expiresAt: Date | null;
   readonly metadata: Readonly<Record<string, string>>;
@@ -96,6 +99,7 @@ export function validateTokenizeRequest(
     ok: true,
     value: {
       card: card.value.card,
+      cvc: card.value.cvc,
       format: request.format ?? "random",
       expiresAt,
       metadata: request.metadata ?? {},
