@@ -11,6 +11,8 @@ import type { SealStatus } from "../keys/seal.js";
 import { ApiKeyService } from "../services/api-keys.js";
 import { AuditSealer } from "../services/audit/audit-sealer.js";
 import { AuditTrail } from "../services/audit/audit-trail.js";
+import { capturePayloadOpener } from "../services/capture/capture-payload.js";
+import { CaptureService } from "../services/capture/capture-service.js";
 import { CaptureSessions } from "../services/capture/capture-sessions.js";
 import { PublicOrigin } from "../services/capture/public-origin.js";
 import { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
@@ -48,6 +50,8 @@ export interface Core {
   /** The vault's capture encryption keys and session signing key. */
   readonly joseKeys: VaultJoseKeys;
   readonly captureSessions: CaptureSessions;
+  /** The capture frame's tokenize: session, encrypted payload, replay check, tokenize. */
+  readonly capture: CaptureService;
   /** Short-lived shared state: in memory, or Redis when REDIS_URL is set (several nodes). */
   readonly ephemeral: EphemeralStore;
   /** CVCs between capture and authorization (PCI DSS 3.3.1.2). */
@@ -161,10 +165,13 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const tenants = new TenantService(db, audit, clock);
     const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
     const origin = new PublicOrigin(config.publicUrl);
+    const joseKeys = new VaultJoseKeys(db, keys, audit, clock);
     const shortLived = await openEphemeralStore({ redisUrl: config.redisUrl, clock });
     ephemeral = shortLived;
     const cvcs = new CvcStore(shortLived, keys);
-    const joseKeys = new VaultJoseKeys(db, keys, audit, clock);
+    const tokens = new TokenService(db, keys, audit, clock, tenants, cvcs);
+    const replay = new ReplayGuard(shortLived, { clock });
+    const captureSessions = new CaptureSessions(db, joseKeys, audit, clock, () => origin.get());
     return {
       db,
       keyManager,
@@ -174,17 +181,24 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       sealer,
       tenants,
       apiKeys: new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs),
-      tokens: new TokenService(db, keys, audit, clock, tenants, cvcs),
+      tokens,
       idempotency: new IdempotencyService(db, keys, clock),
       lifecycle,
       retention: new RetentionService(db, lifecycle, audit, clock),
       ceremonies: new CeremonyService(db, keyManager, lifecycle, audit, clock),
       origin,
       joseKeys,
-      captureSessions: new CaptureSessions(db, joseKeys, audit, clock, () => origin.get()),
+      captureSessions,
+      capture: new CaptureService(
+        captureSessions,
+        capturePayloadOpener(joseKeys, clock),
+        replay,
+        tokens,
+        () => origin.get(),
+      ),
       ephemeral: shortLived,
       cvcs,
-      replay: new ReplayGuard(shortLived, { clock }),
+      replay,
       sealStatus: () =>
         sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
       async submitUnsealShare(share) {

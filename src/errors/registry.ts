@@ -21,6 +21,10 @@ export const ERRORS = {
     title: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
   },
   INVALID_REQUEST: { status: 400, title: "The request is not valid." },
+  JWE_INVALID: {
+    status: 400,
+    title: "The encrypted payload could not be decrypted or is not acceptable.",
+  },
   UNSEAL_SHARE_INVALID: { status: 400, title: "The unseal share is malformed." },
   UNSEAL_SHARE_FOREIGN: {
     status: 400,
@@ -33,6 +37,23 @@ export const ERRORS = {
   AUTH_MISSING: { status: 401, title: "An API key is required: send Authorization: Bearer <key>." },
   AUTH_INVALID: { status: 401, title: "The API key is not valid." },
   AUTH_REVOKED: { status: 401, title: "The API key has been revoked." },
+  JWT_EXPIRED: { status: 401, title: "The signed or encrypted request has expired." },
+  JWT_NOT_YET_VALID: {
+    status: 401,
+    title: "The request was issued in the future; check the client's clock.",
+  },
+  JWT_CLAIMS_INVALID: {
+    status: 401,
+    title: "The request's claims do not match: issuer, audience, lifetime, jti, method or URL.",
+  },
+  SIGNATURE_INVALID: {
+    status: 401,
+    title: "The request's signature does not verify with a key the tenant registered.",
+  },
+  CAPTURE_SESSION_INVALID: {
+    status: 401,
+    title: "The capture session is invalid or has expired; ask the merchant for a new one.",
+  },
   INSUFFICIENT_SCOPE: {
     status: 403,
     title: "The API key does not have the scope this operation needs.",
@@ -45,12 +66,28 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
   KEY_NOT_FOUND: { status: 404, title: "No such key." },
   CEREMONY_NOT_FOUND: { status: 404, title: "No such key ceremony." },
+  JOSE_KEY_NOT_FOUND: { status: 404, title: "No such registered key." },
   IDEMPOTENCY_IN_FLIGHT: {
     status: 409,
     title: "A request with this Idempotency-Key is still being processed.",
   },
   UNSEAL_SHARE_DUPLICATE: { status: 409, title: "This unseal share was already submitted." },
+  REKEY_NOT_PENDING: {
+    status: 409,
+    title: "No custodian rekey is waiting for confirmation.",
+  },
   CEREMONY_NOT_PENDING: { status: 409, title: "The key ceremony has already been decided." },
+  JWT_REPLAYED: { status: 409, title: "This request's jti was already used; send a new one." },
+  JOSE_KEY_EXISTS: { status: 409, title: "The tenant already registered a key with this kid." },
+  KEY_IN_USE: {
+    status: 409,
+    title:
+      "Tokens are still encrypted under this key; re-encrypt them first, or destroy it with force.",
+  },
+  ROTATION_IN_PROGRESS: {
+    status: 409,
+    title: "Another node is rotating or re-wrapping these keys; try again when it has finished.",
+  },
   CEREMONY_EXPIRED: { status: 410, title: "The key ceremony expired before it was approved." },
   KEY_DESTROYED: {
     status: 410,
@@ -73,6 +110,10 @@ export const ERRORS = {
     title: "The audit trail cannot be written, so the operation was refused.",
   },
   NOT_READY: { status: 503, title: "The vault is not ready." },
+  EPHEMERAL_STORE_UNAVAILABLE: {
+    status: 503,
+    title: "The short-lived store (CVCs, replay checks) is unavailable; retry the request.",
+  },
   VAULT_SEALED: {
     status: 503,
     title: "The vault is sealed: a threshold of unseal shares must be submitted first.",

@@ -4,6 +4,7 @@ import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyService, Principal } from "../services/api-keys.js";
 import type { AuditTrail } from "../services/audit/audit-trail.js";
+import type { CaptureService } from "../services/capture/capture-service.js";
 import type { CaptureSessions } from "../services/capture/capture-sessions.js";
 import type { PublicOrigin } from "../services/capture/public-origin.js";
 import type { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
@@ -37,6 +38,7 @@ export interface HttpDeps {
   readonly origin: PublicOrigin;
   readonly joseKeys: VaultJoseKeys;
   readonly captureSessions: CaptureSessions;
+  readonly capture: CaptureService;
   sealStatus(): SealStatus;
   submitUnsealShare(share: string): Promise<SealStatus>;
 }

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { EphemeralStoreUnavailableError } from "../ephemeral/ephemeral-store.js";
 import type { ErrorCode, FieldError } from "../errors/registry.js";
 import { VaultError } from "../errors/registry.js";
 import { KeyServiceUnavailableError, VaultSealedError } from "../keys/key-manager.js";
@@ -29,6 +30,7 @@ function classify(err: FastifyError | VaultError): {
   }
   if (err instanceof KeyServiceUnavailableError) return { code: "KEY_SERVICE_UNAVAILABLE" };
   if (err instanceof VaultSealedError) return { code: "VAULT_SEALED" };
+  if (err instanceof EphemeralStoreUnavailableError) return { code: "EPHEMERAL_STORE_UNAVAILABLE" };
   // The unseal errors' messages are the vault's own words, never the share.
   if (err instanceof UnsealError) return { code: err.code, detail: err.message };
   if (err.validation !== undefined) {

@@ -1,6 +1,15 @@
-import { compactVerify, decodeJwt, decodeProtectedHeader, importJWK } from "jose";
+import { randomUUID } from "node:crypto";
+import { CompactEncrypt, compactVerify, decodeJwt, decodeProtectedHeader, importJWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auth, expectProblem } from "../support/api-fixtures.js";
+import {
+  auth,
+  CARDS,
+  EXP_MONTH,
+  EXP_YEAR,
+  expectFieldError,
+  expectProblem,
+  tokenRowCount,
+} from "../support/api-fixtures.js";
 import { DRIVERS } from "../support/databases.js";
 import type { TestVault } from "../support/vault-harness.js";
 import { startTestVault } from "../support/vault-harness.js";
@@ -116,6 +125,164 @@ for (const driver of DRIVERS) {
       await expect(vault.core.captureSessions.verify(`${none}.${p}.`)).rejects.toThrow(
         "the capture session is invalid or has expired",
       );
+    });
+
+    interface Jwk extends Record<string, unknown> {
+      kid: string;
+      alg: string;
+    }
+
+    async function jwks(): Promise<Jwk[]> {
+      return (
+        (await vault.app.inject({ method: "GET", url: "/v1/capture/jwks" })).json() as {
+          keys: Jwk[];
+        }
+      ).keys;
+    }
+
+    /** What the capture frame does: claims for this session and vault, encrypted to a published key. */
+    async function encryptCard(
+      sessionId: string,
+      card: Record<string, unknown>,
+      opts: {
+        alg?: string;
+        claims?: Record<string, unknown>;
+        header?: Record<string, unknown>;
+      } = {},
+    ): Promise<string> {
+      const alg = opts.alg ?? "ECDH-ES+A256KW";
+      const jwk = (await jwks()).find((k) => k.alg === alg) as Jwk;
+      const now = Math.floor(Date.now() / 1000);
+      const claims = {
+        iss: sessionId,
+        aud: "https://vault.test",
+        iat: now,
+        exp: now + 300,
+        jti: randomUUID(),
+        card,
+        ...opts.claims,
+      };
+      return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims)))
+        .setProtectedHeader({ alg, enc: "A256GCM", kid: jwk.kid, cty: "JWT", ...opts.header })
+        .encrypt(await importJWK(jwk, alg));
+    }
+
+    async function captureTokenize(session: string, payload: string) {
+      return vault.app.inject({
+        method: "POST",
+        url: "/v1/capture/tokenize",
+        payload: { session, payload },
+      });
+    }
+
+    const card = (number: string, extra: Record<string, unknown> = {}) => ({
+      number,
+      exp_month: EXP_MONTH,
+      exp_year: EXP_YEAR,
+      cvc: "123",
+      name: "Ada Lovelace",
+      ...extra,
+    });
+
+    it("tokenizes a card encrypted to either published key, and holds its CVC", async () => {
+      const { id, session } = (await newSession()).json() as { id: string; session: string };
+      for (const [alg, number] of [
+        ["ECDH-ES+A256KW", CARDS.visa],
+        ["RSA-OAEP-256", CARDS.mastercard],
+      ] as const) {
+        const res = await captureTokenize(session, await encryptCard(id, card(number), { alg }));
+        expect(res.statusCode, res.body).toBe(201);
+        const token = res.json() as { id: string; card: { last4: string }; cvc_expires_at: string };
+        expect(token.card.last4).toBe(number.slice(-4));
+        expect(token.cvc_expires_at).toBeDefined();
+        const cvc = await vault.core.cvcs.take(
+          { tenantId: vault.tenantId, environment: "live" },
+          token.id,
+        );
+        expect(cvc?.revealDigits()).toBe("123");
+        // Audited as the session's doing.
+        const { rows } = await vault.core.db.query<{ actor: string }>(
+          "SELECT actor FROM audit_events WHERE action = 'token.create' AND object_id = $1",
+          [token.id],
+        );
+        expect(rows).toEqual([{ actor: `capture:${id}` }]);
+      }
+      expect(vault.logs.text).not.toContain(CARDS.visa);
+    });
+
+    it("refuses a replayed payload, another session's payload, a stale or future one, and another vault's", async () => {
+      const a = (await newSession()).json() as { id: string; session: string };
+      const b = (await newSession()).json() as { id: string; session: string };
+      const payload = await encryptCard(a.id, card(CARDS.visa2));
+      expect((await captureTokenize(a.session, payload)).statusCode).toBe(201);
+      expectProblem(await captureTokenize(a.session, payload), "JWT_REPLAYED");
+      const before = await tokenRowCount(vault);
+      const now = Math.floor(Date.now() / 1000);
+      const cases: [string, Awaited<ReturnType<typeof encryptCard>>][] = [
+        ["JWT_CLAIMS_INVALID", await encryptCard(a.id, card(CARDS.visa3))],
+        [
+          "JWT_EXPIRED",
+          await encryptCard(b.id, card(CARDS.visa3), {
+            claims: { iat: now - 400, exp: now - 100 },
+          }),
+        ],
+        [
+          "JWT_NOT_YET_VALID",
+          await encryptCard(b.id, card(CARDS.visa3), {
+            claims: { iat: now + 120, exp: now + 300 },
+          }),
+        ],
+        [
+          "JWT_CLAIMS_INVALID",
+          await encryptCard(b.id, card(CARDS.visa3), { claims: { exp: now + 3600 } }),
+        ],
+        [
+          "JWT_CLAIMS_INVALID",
+          await encryptCard(b.id, card(CARDS.visa3), { claims: { aud: "https://other.vault" } }),
+        ],
+        [
+          "JWT_CLAIMS_INVALID",
+          await encryptCard(b.id, card(CARDS.visa3), { claims: { jti: undefined } }),
+        ],
+      ];
+      for (const [code, jwe] of cases)
+        expectProblem(await captureTokenize(b.session, jwe), code as never);
+      expect(await tokenRowCount(vault)).toBe(before);
+    });
+
+    it("every decryption failure is the same JWE_INVALID, and a bad session is CAPTURE_SESSION_INVALID", async () => {
+      const { id, session } = (await newSession()).json() as { id: string; session: string };
+      const good = await encryptCard(id, card(CARDS.visa));
+      const parts = good.split(".");
+      const flip = (i: number) =>
+        parts
+          .map((p, j) => (j === i ? `${p.slice(0, -2)}${p.endsWith("AA") ? "AB" : "AA"}` : p))
+          .join(".");
+      const bodies = new Set<string>();
+      for (const bad of [
+        flip(1),
+        flip(2),
+        flip(3),
+        flip(4),
+        "a.b.c.d.e",
+        good.slice(0, -1),
+        `${good}.x`,
+      ]) {
+        const res = await captureTokenize(session, bad);
+        expectProblem(res, "JWE_INVALID");
+        const { request_id: _ignored, ...rest } = res.json() as Record<string, unknown>;
+        bodies.add(JSON.stringify(rest));
+      }
+      expect(bodies.size).toBe(1);
+      expectProblem(await captureTokenize(`${session}x`, good), "CAPTURE_SESSION_INVALID");
+    });
+
+    it("a card the frame should have refused is a field error naming the field, without the number", async () => {
+      const { id, session } = (await newSession()).json() as { id: string; session: string };
+      const bad = "4242424242424241";
+      const res = await captureTokenize(session, await encryptCard(id, card(bad)));
+      expectFieldError(res, "card.number", "PAN_LUHN");
+      expect(res.body).not.toContain(bad);
     });
   });
 }

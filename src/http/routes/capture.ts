@@ -5,6 +5,8 @@ import {
 } from "../../services/capture/capture-sessions.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
+import { tokenizeResponseSchema } from "../schemas.js";
+import { tokenizeResponseBody } from "./tokens-create.js";
 
 const sessionBodySchema = {
   type: "object",
@@ -30,6 +32,17 @@ const sessionResponseSchema = {
     session: { type: "string" },
     expires_at: { type: "string" },
     frame_url: { type: "string" },
+  },
+} as const;
+
+const tokenizeBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["session", "payload"],
+  properties: {
+    session: { type: "string", minLength: 1, maxLength: 4096 },
+    // A compact JWE of a card: a few hundred bytes (RSA-OAEP adds the 384-byte key).
+    payload: { type: "string", minLength: 1, maxLength: 16_384 },
   },
 } as const;
 
@@ -72,6 +85,24 @@ export function registerCapture(app: FastifyInstance, deps: HttpDeps): void {
         expires_at: created.expiresAt.toISOString(),
         frame_url: frame.toString(),
       };
+    },
+  );
+
+  // The session is the credential here (no API key): the capture frame calls this route.
+  app.post(
+    "/v1/capture/tokenize",
+    {
+      bodyLimit: 32 * 1024,
+      schema: {
+        body: tokenizeBodySchema,
+        response: { 200: tokenizeResponseSchema, 201: tokenizeResponseSchema },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as { session: string; payload: string };
+      const result = await deps.capture.tokenize(body.session, body.payload);
+      reply.code(result.duplicate ? 200 : 201);
+      return tokenizeResponseBody(result);
     },
   );
 }

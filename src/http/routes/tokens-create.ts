@@ -1,9 +1,21 @@
 import type { FastifyInstance } from "fastify";
+import type { TokenizeResult } from "../../services/tokens/token-service.js";
 import type { TokenizeRequest } from "../../services/tokens/tokenize-input.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
 import { idempotent } from "../idempotent.js";
 import { tokenizeRequestSchema, tokenizeResponseSchema } from "../schemas.js";
+
+/** The body of a tokenize response (tokenizeResponseSchema): the token, and what became of it. */
+export function tokenizeResponseBody(result: TokenizeResult): Record<string, unknown> {
+  return {
+    ...result.token,
+    duplicate: result.duplicate,
+    ...(result.cvcExpiresAt === undefined
+      ? {}
+      : { cvc_expires_at: result.cvcExpiresAt.toISOString() }),
+  };
+}
 
 /**
  * POST /v1/tokens — tokenize one card. 201 with the new token; 200 with `duplicate: true` when the
@@ -26,16 +38,7 @@ export function registerTokensCreate(app: FastifyInstance, deps: HttpDeps): void
           principalOf(request),
           request.body as TokenizeRequest,
         );
-        return {
-          status: result.duplicate ? 200 : 201,
-          body: {
-            ...result.token,
-            duplicate: result.duplicate,
-            ...(result.cvcExpiresAt === undefined
-              ? {}
-              : { cvc_expires_at: result.cvcExpiresAt.toISOString() }),
-          },
-        };
+        return { status: result.duplicate ? 200 : 201, body: tokenizeResponseBody(result) };
       }),
   );
 }

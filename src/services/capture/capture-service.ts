@@ -1,0 +1,73 @@
+import type { ReplayGuard } from "../../ephemeral/replay-guard.js";
+import { VaultError } from "../../errors/registry.js";
+import type { Principal } from "../api-keys.js";
+import type { TokenizeResult, TokenService } from "../tokens/token-service.js";
+import type { CaptureSession, CaptureSessionVerifier } from "./capture-session.js";
+import { CaptureSessionError } from "./capture-session.js";
+
+/** A capture payload lives at most 5 minutes (issue 4); clocks may differ by 30 s. */
+export const MAX_PAYLOAD_SECONDS = 300;
+export const CLOCK_SKEW_SECONDS = 30;
+
+/** The claims a capture frame encrypts: who (the session), for whom (the vault), when, and the card. */
+export interface CaptureClaims {
+  readonly jti: string;
+  readonly exp: number;
+  readonly card: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Opens a capture payload: decrypts the compact JWE with the vault's capture keys under the JOSE
+ * policy, and checks its claims against the session (iss = session id), the vault's origin (aud),
+ * iat/exp with the clock-skew allowance, and a jti. Throws VaultError with a stable code.
+ */
+export type CapturePayloadOpener = (
+  compact: string,
+  expected: { readonly issuer: string; readonly audience: string },
+) => Promise<CaptureClaims>;
+
+/**
+ * `POST /v1/capture/tokenize`: the browser's encrypted card becomes a token. The session is the
+ * credential (signed by the vault for one tenant and environment, 15 minutes at most); the
+ * payload is refused if it was made for another session or another vault, is stale, or was
+ * seen before (a jti is used once, on every node: RFC 7519 §4.1.7). The card then goes through
+ * the same validation, deduplication, encryption and audit as `POST /v1/tokens`, including the
+ * CVC, which is held in the ephemeral store until authorization (PCI DSS 3.3.1.2).
+ */
+export class CaptureService {
+  constructor(
+    private readonly sessions: CaptureSessionVerifier,
+    private readonly openPayload: CapturePayloadOpener,
+    private readonly replay: ReplayGuard,
+    private readonly tokens: TokenService,
+    private readonly vaultOrigin: () => string,
+  ) {}
+
+  async tokenize(
+    sessionToken: string,
+    payload: string,
+  ): Promise<TokenizeResult & { session: CaptureSession }> {
+    let session: CaptureSession;
+    try {
+      session = await this.sessions.verify(sessionToken);
+    } catch (err) {
+      if (err instanceof CaptureSessionError) throw new VaultError("CAPTURE_SESSION_INVALID");
+      throw err;
+    }
+    const claims = await this.openPayload(payload, {
+      issuer: session.id,
+      audience: this.vaultOrigin(),
+    });
+    if (!(await this.replay.firstUse("capture", claims.jti, new Date(claims.exp * 1000)))) {
+      throw new VaultError("JWT_REPLAYED");
+    }
+    const principal: Principal = {
+      tenantId: session.tenantId,
+      keyId: `capture:${session.id}`,
+      environment: session.environment,
+      scopes: new Set(["tokens:write"]),
+    };
+    const result = await this.tokens.tokenize(principal, { card: claims.card });
+    return { ...result, session };
+  }
+}
