@@ -14,6 +14,8 @@ import { AuditTrail } from "../services/audit/audit-trail.js";
 import { capturePayloadOpener } from "../services/capture/capture-payload.js";
 import { CaptureService } from "../services/capture/capture-service.js";
 import { CaptureSessions } from "../services/capture/capture-sessions.js";
+import { NestedJwt } from "../services/capture/nested-jwt.js";
+import { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
 import { PublicOrigin } from "../services/capture/public-origin.js";
 import { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
@@ -52,6 +54,9 @@ export interface Core {
   readonly captureSessions: CaptureSessions;
   /** The capture frame's tokenize: session, encrypted payload, replay check, tokenize. */
   readonly capture: CaptureService;
+  /** Public keys tenants register for signed (nested JWT) requests and encrypted responses. */
+  readonly tenantJoseKeys: TenantJoseKeys;
+  readonly nestedJwt: NestedJwt;
   /** Short-lived shared state: in memory, or Redis when REDIS_URL is set (several nodes). */
   readonly ephemeral: EphemeralStore;
   /** CVCs between capture and authorization (PCI DSS 3.3.1.2). */
@@ -172,6 +177,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const tokens = new TokenService(db, keys, audit, clock, tenants, cvcs);
     const replay = new ReplayGuard(shortLived, { clock });
     const captureSessions = new CaptureSessions(db, joseKeys, audit, clock, () => origin.get());
+    const tenantJoseKeys = new TenantJoseKeys(db, audit, clock);
     return {
       db,
       keyManager,
@@ -199,6 +205,8 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       ephemeral: shortLived,
       cvcs,
       replay,
+      tenantJoseKeys,
+      nestedJwt: new NestedJwt(joseKeys, tenantJoseKeys, replay, clock, () => origin.get()),
       sealStatus: () =>
         sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
       async submitUnsealShare(share) {

@@ -7,6 +7,7 @@ import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
 import { registerCapture } from "./routes/capture.js";
 import { registerHealth } from "./routes/health.js";
 import { registerSys, sealedGuard } from "./routes/sys.js";
+import { registerTenantJoseKeys } from "./routes/tenant-jose-keys.js";
 import { registerTokensBatch } from "./routes/tokens-batch.js";
 import { registerTokensCreate } from "./routes/tokens-create.js";
 import { registerTokensDelete } from "./routes/tokens-delete.js";
@@ -58,5 +59,6 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   registerTokensDelete(app, deps);
   registerSys(app, deps);
   registerCapture(app, deps);
+  registerTenantJoseKeys(app, deps);
   return app;
 }

@@ -6,6 +6,8 @@ import type { ApiKeyService, Principal } from "../services/api-keys.js";
 import type { AuditTrail } from "../services/audit/audit-trail.js";
 import type { CaptureService } from "../services/capture/capture-service.js";
 import type { CaptureSessions } from "../services/capture/capture-sessions.js";
+import type { NestedJwt } from "../services/capture/nested-jwt.js";
+import type { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
 import type { PublicOrigin } from "../services/capture/public-origin.js";
 import type { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { IdempotencyService } from "../services/idempotency.js";
@@ -39,6 +41,8 @@ export interface HttpDeps {
   readonly joseKeys: VaultJoseKeys;
   readonly captureSessions: CaptureSessions;
   readonly capture: CaptureService;
+  readonly tenantJoseKeys: TenantJoseKeys;
+  readonly nestedJwt: NestedJwt;
   sealStatus(): SealStatus;
   submitUnsealShare(share: string): Promise<SealStatus>;
 }

@@ -1,5 +1,8 @@
 import type { Environment } from "../../keys/key-manager.js";
 
+/** Field error codes of capture sessions and registered keys (docs/errors.md lists them). */
+export const CAPTURE_ISSUE_CODES = ["ORIGIN_INVALID", "JWK_INVALID"] as const;
+
 /**
  * A verified capture session: what a merchant backend asked for with `POST /v1/capture/sessions`
  * and the vault signed (a JWS with iss, aud, sub = tenant, jti, iat, exp ≤ 15 minutes).

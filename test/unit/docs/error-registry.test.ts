@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DOMAIN_ISSUE_CODES } from "../../../src/domain/field-issue.js";
 import { ERRORS } from "../../../src/errors/registry.js";
 import { SCHEMA_ISSUE_CODES } from "../../../src/http/validation.js";
+import { CAPTURE_ISSUE_CODES } from "../../../src/services/capture/capture-session.js";
 import { KEY_ADMIN_ISSUE_CODES } from "../../../src/services/keys/ceremonies.js";
 import { REQUEST_ISSUE_CODES } from "../../../src/services/tokens/tokenize-input.js";
 
@@ -44,6 +45,7 @@ describe("docs/errors.md is pinned to the code", () => {
       ...DOMAIN_ISSUE_CODES,
       ...REQUEST_ISSUE_CODES,
       ...KEY_ADMIN_ISSUE_CODES,
+      ...CAPTURE_ISSUE_CODES,
     ];
     expect([...documented].sort()).toEqual([...new Set(produced)].sort());
   });
