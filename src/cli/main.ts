@@ -3,6 +3,7 @@ import type { Config } from "../config/config.js";
 import { ConfigError, loadConfig } from "../config/config.js";
 import { runApiKeys } from "./commands/apikeys.js";
 import { runAudit } from "./commands/audit.js";
+import { runCapture } from "./commands/capture.js";
 import { runCeremonies } from "./commands/ceremonies.js";
 import { runKeys } from "./commands/keys.js";
 import { runMigrate } from "./commands/migrate.js";
@@ -35,6 +36,7 @@ Commands:
   ceremonies list | approve <id> | reject <id>   dual-control key ceremonies
   purge                          delete tokens past retention; crypto-shred empty epoch keys
   retention report               what is due, purged and destroyed (PCI DSS 3.2.1)
+  capture keys | rotate-keys     the capture encryption and session keys; replace them (overlap)
 
 Options: --json (machine-readable output), --help
 Configuration comes from PAYVAULT_* environment variables: see README.md.`;
@@ -53,6 +55,7 @@ const COMMANDS: Record<string, Runner> = {
   ceremonies: runCeremonies,
   purge: runPurge,
   retention: runRetention,
+  capture: runCapture,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -91,6 +91,12 @@ export class VaultJoseKeys {
     await this.refresh(true);
   }
 
+  /** Every key still accepted, current ones first (the inventory; PCI DSS 3.6.1.1). */
+  async describe(): Promise<VaultJoseKey[]> {
+    await this.fresh();
+    return this.usable();
+  }
+
   /** The public keys capture clients may encrypt to: current ones first. */
   async encryptionJwks(): Promise<Record<string, unknown>[]> {
     await this.fresh();
@@ -131,7 +137,17 @@ export class VaultJoseKeys {
     const created: string[] = [];
     for (const alg of VAULT_JOSE_ALGS) {
       const old = await retireVaultJoseKey(this.db, alg, now, expiresAt);
-      if (old !== undefined) retired.push(old);
+      if (old !== undefined) {
+        retired.push(old);
+        await this.audit.record(this.db, {
+          tenantId: undefined,
+          actor,
+          action: "jose_key.rotate",
+          objectId: old,
+          outcome: "success",
+          details: { alg, accepted_until: expiresAt.toISOString() },
+        });
+      }
       created.push(await this.create(alg, actor));
     }
     await this.refresh(true);
