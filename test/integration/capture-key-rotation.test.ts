@@ -80,5 +80,22 @@ for (const driver of DRIVERS) {
       );
       expect(rows).toHaveLength(3);
     });
+
+    it("a session verified once (and cached) is refused once it expires", async () => {
+      const { session } = (
+        await vault.app.inject({
+          method: "POST",
+          url: "/v1/capture/sessions",
+          headers: auth(writer),
+          payload: { origins: ["https://shop.example"], ttl_seconds: 60 },
+        })
+      ).json() as { session: string };
+      await expect(vault.core.captureSessions.verify(session)).resolves.toBeDefined();
+      await expect(vault.core.captureSessions.verify(session)).resolves.toBeDefined();
+      now = new Date(now.getTime() + 61_000);
+      await expect(vault.core.captureSessions.verify(session)).rejects.toThrow(
+        "the capture session is invalid or has expired",
+      );
+    });
   });
 }

@@ -15,6 +15,8 @@ import type { VaultJoseKeys } from "./vault-jose-keys.js";
 export const MAX_SESSION_SECONDS = 900;
 export const MAX_SESSION_ORIGINS = 10;
 const SESSION_TYPE = "payvault-capture-session+jwt";
+/** Sessions verified on this node, kept until they expire: one signature check per session. */
+const MAX_CACHED_SESSIONS = 10_000;
 /** A DNS name or an IP literal: no wildcard or other characters URL parsing lets through. */
 const HOST = /^(\[[0-9a-f:.]+\]|[a-z0-9-]+(\.[a-z0-9-]+)*)$/;
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -43,6 +45,8 @@ export function parseOrigin(value: string): string | undefined {
  * (RFC 8725 §3.1, §3.8, §3.11) and finds the key by kid among the vault's own keys only.
  */
 export class CaptureSessions implements CaptureSessionVerifier {
+  private readonly verified = new Map<string, CaptureSession>();
+
   constructor(
     private readonly db: SqlClient,
     private readonly keys: VaultJoseKeys,
@@ -105,8 +109,31 @@ export class CaptureSessions implements CaptureSessionVerifier {
     return { session, id, expiresAt };
   }
 
+  /**
+   * A valid session, from this node's cache of verified ones (a session is immutable and signed,
+   * so only its expiry can change the answer) or by checking its signature and claims.
+   */
   async verify(token: string): Promise<CaptureSession> {
     if (typeof token !== "string" || token.length > 4096) throw new CaptureSessionError();
+    const cached = this.verified.get(token);
+    if (cached !== undefined) {
+      if (cached.expiresAt > this.clock.now()) return cached;
+      this.verified.delete(token);
+    }
+    const session = await this.check(token);
+    if (this.verified.size >= MAX_CACHED_SESSIONS) this.evictExpired();
+    if (this.verified.size < MAX_CACHED_SESSIONS) this.verified.set(token, session);
+    return session;
+  }
+
+  private evictExpired(): void {
+    const now = this.clock.now();
+    for (const [token, session] of this.verified) {
+      if (session.expiresAt <= now) this.verified.delete(token);
+    }
+  }
+
+  private async check(token: string): Promise<CaptureSession> {
     try {
       const { payload } = await jwtVerify(
         token,
