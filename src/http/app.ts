@@ -5,6 +5,7 @@ import { errorHandler } from "./error-handler.js";
 import { createHttpStack } from "./http-stack.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
 import { registerCapture } from "./routes/capture.js";
+import { registerCaptureFrame } from "./routes/capture-frame.js";
 import { registerHealth } from "./routes/health.js";
 import { registerSys, sealedGuard } from "./routes/sys.js";
 import { registerTenantJoseKeys } from "./routes/tenant-jose-keys.js";
@@ -59,6 +60,11 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   registerTokensDelete(app, deps);
   registerSys(app, deps);
   registerCapture(app, deps);
+  registerCaptureFrame(app, {
+    sessions: deps.captureSessions,
+    publicOrigin: () => deps.origin.get(),
+    logger: deps.logger,
+  });
   registerTenantJoseKeys(app, deps);
   return app;
 }
