@@ -1,4 +1,5 @@
 import type { BenchSettings } from "./bench-settings.js";
+import type { BodySource } from "./request-bodies.js";
 import type { ScenarioSpec } from "./scenario.js";
 
 export const ECHO_BODY = JSON.stringify({
@@ -10,17 +11,20 @@ const REVEAL_BODY = JSON.stringify({ purpose: "bench" });
 export const HALF_RATE_OF: Readonly<Record<string, string>> = {
   "tokenize@half": "tokenize",
   "reveal@half": "reveal",
+  "capture@half": "capture",
 };
 
 export type ScenarioName =
   | "echo"
   | "bare-insert"
   | "tokenize"
+  | "capture"
   | "batch-tokenize"
   | "bare-select"
   | "reveal"
   | "tokenize@half"
-  | "reveal@half";
+  | "reveal@half"
+  | "capture@half";
 
 /** Whether BENCH_ONLY asks for a scenario, directly or as the peak a half-rate run needs. */
 export function wanted(settings: BenchSettings, name: ScenarioName): boolean {
@@ -29,15 +33,21 @@ export function wanted(settings: BenchSettings, name: ScenarioName): boolean {
   return Object.entries(HALF_RATE_OF).some(([half, peak]) => peak === name && only.includes(half));
 }
 
-export type PeakName = Exclude<ScenarioName, "tokenize@half" | "reveal@half">;
+export type PeakName = Exclude<ScenarioName, "tokenize@half" | "reveal@half" | "capture@half">;
 
-interface PlanInput {
-  readonly settings: BenchSettings;
+/** What the scenarios need that is made during the run: seeded ids, capture bodies. */
+export interface PlanResources {
   readonly idsFile: { readonly vault: string; readonly bare: string };
+  /** Capture bodies (made before each wrk run into `file`), once the capture key is known. */
+  readonly capture: { readonly source: BodySource; readonly file: string } | undefined;
+}
+
+interface PlanInput extends PlanResources {
+  readonly settings: BenchSettings;
 }
 
 type Shape = Pick<ScenarioSpec, "server" | "authorized" | "workload"> &
-  Partial<Pick<ScenarioSpec, "connections" | "itemsPerRequest">>;
+  Partial<Pick<ScenarioSpec, "connections" | "itemsPerRequest" | "bodies">>;
 
 /** What each peak scenario sends, and to which server. */
 const SHAPES: Readonly<Record<PeakName, (input: PlanInput) => Shape>> = {
@@ -56,6 +66,21 @@ const SHAPES: Readonly<Record<PeakName, (input: PlanInput) => Shape>> = {
     authorized: true,
     workload: { kind: "card", path: "/v1/tokens" },
   }),
+  capture: ({ capture }) => {
+    if (capture === undefined) throw new Error("capture: the capture bodies are not set up");
+    // No API key: the session inside each body is the credential, as for the capture frame.
+    return {
+      server: "vault",
+      authorized: false,
+      workload: {
+        kind: "lines",
+        method: "POST",
+        path: "/v1/capture/tokenize",
+        linesFile: capture.file,
+      },
+      bodies: capture.source,
+    };
+  },
   "batch-tokenize": ({ settings }) => ({
     server: "vault",
     authorized: true,
@@ -80,9 +105,10 @@ export function peakScenario(
   name: PeakName,
   settings: BenchSettings,
   connections: number,
-  idsFile: PlanInput["idsFile"],
+  resources: PlanResources,
 ): ScenarioSpec {
-  return { name, connections, rate: 0, itemsPerRequest: 1, ...SHAPES[name]({ settings, idsFile }) };
+  const shape = SHAPES[name]({ settings, ...resources });
+  return { name, connections, rate: 0, itemsPerRequest: 1, ...shape };
 }
 
 /** The same load as a peak scenario, held at `rate` requests per second. */

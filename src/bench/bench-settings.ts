@@ -24,6 +24,12 @@ export interface BenchSettings {
   readonly batchSize: number;
   /** Tokens created (and bare rows seeded) before the reveal / SELECT scenarios. */
   readonly revealTokens: number;
+  /**
+   * Capture requests per second a peak capture run is sized for (its bodies are made beforehand:
+   * rate × seconds × 1.3), unless twice the tokenize rate measured just before is lower.
+   * Generous; a wrk thread that runs out stops and the results say so.
+   */
+  readonly captureRateEstimate: number;
   /** Load-generator threads; one leaves the most CPU to the server on a 2-core machine. */
   readonly threads: number;
   /** Only these scenarios (and what they need), or all when empty. */
@@ -61,6 +67,7 @@ export function loadBenchSettings(): BenchSettings {
     batchConnections: positive("BENCH_BATCH_CONNECTIONS", 4, 100),
     batchSize: positive("BENCH_BATCH_SIZE", 1000, 1000),
     revealTokens: positive("BENCH_REVEAL_TOKENS", 10_000, 1_000_000),
+    captureRateEstimate: positive("BENCH_CAPTURE_RATE_ESTIMATE", 4000, 100_000),
     threads: positive("BENCH_THREADS", 1, 16),
     only: (process.env.BENCH_ONLY ?? "")
       .split(",")

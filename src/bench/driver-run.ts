@@ -75,6 +75,8 @@ async function startServer(
     PAYVAULT_DATA_DIR: dataDir,
     PAYVAULT_PORT: String(port),
     PAYVAULT_HOST: "127.0.0.1",
+    // The capture payloads' audience: set, not learnt from the listener, so it is known here.
+    PAYVAULT_PUBLIC_URL: `https://127.0.0.1:${port}`,
     PAYVAULT_LOG_LEVEL: "info",
   };
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;

@@ -1,6 +1,6 @@
 import type { BenchSettings } from "./bench-settings.js";
 import type { DriverRun } from "./driver-run.js";
-import { BASELINE_OF, checkTargets, failedOf, ratioToBaseline } from "./targets.js";
+import { BASELINE_OF, checkTargets, failedOf, ranOutOf, ratioToBaseline } from "./targets.js";
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -15,10 +15,12 @@ function scenarioRows(run: DriverRun): string[][] {
   const echo = run.scenarios.find((s) => s.name === "echo");
   return run.scenarios.map((s) => {
     const ratio = ratioToBaseline(run, s.name);
-    const rate =
+    const measured =
       s.itemsPerSecond === undefined
         ? `${fmt(s.okPerSecond)} req/s`
         : `${fmt(s.itemsPerSecond)} cards/s`;
+    // A run that ran out of bodies stopped early: its rate is understated.
+    const rate = ranOutOf(s) > 0 ? `${measured} RAN OUT OF BODIES` : measured;
     return [
       s.name,
       s.server,
@@ -85,12 +87,19 @@ function memoryLine(run: DriverRun): string {
 
 function failures(run: DriverRun): string | undefined {
   const lines = run.scenarios.flatMap((s) => {
-    if (failedOf(s) === 0 && s.problemCount === 0) return [];
+    if (failedOf(s) === 0 && s.problemCount === 0 && ranOutOf(s) === 0) return [];
     const statuses = Object.entries(s.statuses)
       .map(([k, n]) => `${k}: ${n}`)
       .join(", ");
+    const ranOut =
+      ranOutOf(s) > 0 && s.bodies !== undefined
+        ? [
+            `    ran out of bodies after ${fmt(s.bodies.sent)} of ${fmt(s.bodies.made)}: its wrk thread stopped, so the rate is understated (raise BENCH_CAPTURE_RATE_ESTIMATE)`,
+          ]
+        : [];
     return [
       `${s.name}: ${s.failures.status} error statuses, ${s.failures.socket} socket errors, ${s.failures.timeout} timeouts; logged: ${statuses}`,
+      ...ranOut,
       ...s.problems.map((p) => `    ${p}`),
       ...(s.problemCount > s.problems.length
         ? [`    … ${s.problemCount - s.problems.length} more`]

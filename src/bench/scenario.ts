@@ -1,7 +1,10 @@
+import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchSettings } from "./bench-settings.js";
 import type { Window } from "./cpu-profile.js";
 import { monotonicUs } from "./cpu-profile.js";
+import type { BodiesUse, BodySource, WrittenBodies } from "./request-bodies.js";
+import { prepareBodies } from "./request-bodies.js";
 import type { LogDigest } from "./server-log.js";
 import { digestLog, logOffset } from "./server-log.js";
 import type { ServerProcess } from "./server-process.js";
@@ -23,6 +26,8 @@ export interface ScenarioSpec {
   /** Cards per request (batch tokenize), else 1. */
   readonly itemsPerRequest: number;
   readonly authorized: boolean;
+  /** Where a `lines` workload's bodies come from: made before each wrk run, deleted after. */
+  readonly bodies?: BodySource;
 }
 
 export interface ScenarioResult {
@@ -49,6 +54,8 @@ export interface ScenarioResult {
   readonly machineIoPressurePercent: number;
   /** The measured span on the monotonic clock (to cut a CPU profile to this scenario). */
   readonly window: Window;
+  /** A `lines` workload's bodies: how many were made, sent, and wanted after they ran out. */
+  readonly bodies: BodiesUse | undefined;
 }
 
 export interface ScenarioContext {
@@ -61,27 +68,52 @@ export interface ScenarioContext {
   readonly workDir: string;
 }
 
-function load(spec: ScenarioSpec, ctx: ScenarioContext, seconds: number): Promise<LoadResult> {
+type Load = LoadResult & { readonly bodies: WrittenBodies | undefined };
+
+/** One wrk run; `ready` is called once any bodies are made, right before wrk starts. */
+async function load(
+  spec: ScenarioSpec,
+  ctx: ScenarioContext,
+  seconds: number,
+  ready?: () => Promise<void>,
+): Promise<Load> {
   const { settings, cards } = ctx;
   const server = ctx.servers[spec.server];
-  const usesCards = spec.workload.kind === "card" || spec.workload.kind === "batch";
-  return runWrk({
-    url: server.url,
-    connections: spec.connections,
-    threads: settings.threads,
-    seconds,
-    serverPid: server.pid,
-    workDir: ctx.workDir,
-    script: {
-      workload: spec.workload,
-      authorization: spec.authorized ? ctx.authorization : undefined,
-      // Every run gets fresh counter ranges, so no card is ever sent twice in one bench.
-      cardStart: usesCards ? cards.take(settings.threads * CARD_STRIDE) : 0,
-      expMonth: cards.expMonth,
-      expYear: cards.expYear,
-      ratePerThread: spec.rate / settings.threads,
-    },
-  });
+  const { workload } = spec;
+  const usesCards = workload.kind === "card" || workload.kind === "batch";
+  const file = workload.kind === "lines" ? workload.linesFile : undefined;
+  if (file !== undefined && spec.bodies === undefined) {
+    throw new Error(`${spec.name}: a lines workload needs a body source`);
+  }
+  try {
+    const bodies =
+      file === undefined || spec.bodies === undefined
+        ? undefined
+        : await prepareBodies(spec.bodies, { name: spec.name, rate: spec.rate, seconds, file });
+    await ready?.();
+    const result = await runWrk({
+      url: server.url,
+      connections: spec.connections,
+      threads: settings.threads,
+      seconds,
+      serverPid: server.pid,
+      workDir: ctx.workDir,
+      script: {
+        workload,
+        authorization: spec.authorized ? ctx.authorization : undefined,
+        // Every run gets fresh counter ranges, so no card is ever sent twice in one bench.
+        cardStart: usesCards ? cards.take(settings.threads * CARD_STRIDE) : 0,
+        expMonth: cards.expMonth,
+        expYear: cards.expYear,
+        ratePerThread: spec.rate / settings.threads,
+        threads: settings.threads,
+      },
+    });
+    return { ...result, bodies };
+  } finally {
+    // The bodies hold card data (encrypted, but a session could have them tokenized): gone now.
+    if (file !== undefined) await rm(file, { force: true });
+  }
 }
 
 /** A warm-up (at peak only), then the measured run, then what the server logged meanwhile. */
@@ -89,20 +121,29 @@ export async function runScenario(
   spec: ScenarioSpec,
   ctx: ScenarioContext,
 ): Promise<ScenarioResult> {
-  if (spec.rate === 0) await load(spec, ctx, ctx.settings.warmupSeconds);
+  if (spec.rate === 0) {
+    const warm = await load(spec, ctx, ctx.settings.warmupSeconds);
+    if (warm.wrk.lines_missing > 0) {
+      process.stderr.write(`  ${spec.name}: the warm-up ran out of bodies and stopped early\n`);
+    }
+  }
   const server = ctx.servers[spec.server];
-  const offset = await logOffset(server.logFile);
-  const startUs = monotonicUs();
-  const { wrk, server: use } = await load(spec, ctx, ctx.settings.seconds);
+  // The span starts once any bodies are made (making them calls the vault once for a session).
+  let offset = 0;
+  let startUs = 0;
+  const measured = await load(spec, ctx, ctx.settings.seconds, async () => {
+    offset = await logOffset(server.logFile);
+    startUs = monotonicUs();
+  });
   const window = { startUs, endUs: monotonicUs() };
   await sleep(500); // pino writes asynchronously: let the last lines land
   const log = await digestLog(server.logFile, offset);
-  return toResult(spec, { wrk, server: use }, log, window);
+  return toResult(spec, measured, log, window);
 }
 
 function toResult(
   spec: ScenarioSpec,
-  { wrk, server: use }: LoadResult,
+  { wrk, server: use, bodies }: Load,
   log: LogDigest,
   window: Window,
 ): ScenarioResult {
@@ -138,5 +179,15 @@ function toResult(
     machineCpuPressurePercent: use.machineCpuPressurePercent,
     machineIoPressurePercent: use.machineIoPressurePercent,
     window,
+    bodies:
+      bodies === undefined
+        ? undefined
+        : {
+            made: bodies.made,
+            sent: wrk.lines_sent,
+            missing: wrk.lines_missing,
+            generationSeconds: Math.round(bodies.seconds * 10) / 10,
+            generatedPerSecond: Math.round(bodies.made / Math.max(bodies.seconds, 1e-3)),
+          },
   };
 }

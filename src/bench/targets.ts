@@ -4,6 +4,8 @@ import type { ScenarioResult } from "./scenario.js";
 /** The vault scenario each baseline is the ceiling of (the issue's "vault/baseline ratio"). */
 export const BASELINE_OF: Readonly<Record<string, string>> = {
   tokenize: "bare-insert",
+  // Capture is tokenize plus the session check, the JWE decryption and the jti check.
+  capture: "tokenize",
   reveal: "bare-select",
   "bare-insert": "echo",
   "bare-select": "echo",
@@ -55,6 +57,7 @@ const TARGETS: readonly Target[] = [
     ok: (v) => v >= 0.7,
     show: pct,
   },
+  { target: "capture ≥ 2,000 req/s", measure: rate("capture"), ok: (v) => v >= 2000, show: reqs },
   { target: "reveal ≥ 8,000 req/s", measure: rate("reveal"), ok: (v) => v >= 8000, show: reqs },
   {
     target: "reveal ≥ 75% of bare SELECT",
@@ -81,6 +84,12 @@ const TARGETS: readonly Target[] = [
     show: millis,
   },
   {
+    target: "capture p99 ≤ 20 ms at half peak",
+    measure: p99("capture@half"),
+    ok: (v) => v <= 20,
+    show: millis,
+  },
+  {
     target: "vault peak RSS ≤ 200 MB",
     measure: (run) => run.memory.vault?.peakRssMB,
     ok: (v) => v <= 200,
@@ -102,6 +111,11 @@ export function checkTargets(run: DriverRun): TargetCheck[] {
       ? { target, measured: "not run", met: undefined }
       : { target, measured: show(value), met: ok(value) };
   });
+}
+
+/** Requests a `lines` workload could not send because its bodies ran out (its thread stopped). */
+export function ranOutOf(s: ScenarioResult): number {
+  return s.bodies?.missing ?? 0;
 }
 
 export function failedOf(s: ScenarioResult): number {

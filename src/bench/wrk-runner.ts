@@ -29,6 +29,9 @@ export interface WrkResult {
     readonly mean: number;
   };
   readonly batch_items_created: number;
+  /** The `lines` workload: bodies sent, and requests a thread wanted after its lines ran out. */
+  readonly lines_sent: number;
+  readonly lines_missing: number;
 }
 
 export interface LoadRun {

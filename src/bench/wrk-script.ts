@@ -21,6 +21,17 @@ export type Workload =
       readonly pathSuffix: string;
       readonly idsFile: string;
       readonly body: string | undefined;
+    }
+  /**
+   * One body per line of a file made beforehand (capture), each sent once: line i goes to wrk
+   * thread i mod threads, in order. A thread that runs out stops (no body is ever replayed) and
+   * counts what it could not send, so the results show it.
+   */
+  | {
+      readonly kind: "lines";
+      readonly method: string;
+      readonly path: string;
+      readonly linesFile: string;
     };
 
 export interface ScriptOptions {
@@ -32,6 +43,8 @@ export interface ScriptOptions {
   readonly expYear: number;
   /** Requests per second per wrk thread; 0 = as fast as the server answers. */
   readonly ratePerThread: number;
+  /** wrk threads (-t): the `lines` workload deals its lines out among them. */
+  readonly threads: number;
 }
 
 /** Cards one wrk thread may use in one run before it would reach the next thread's. */
@@ -53,7 +66,8 @@ function luaConfig(options: ScriptOptions): string {
     exp_month: String(options.expMonth),
     exp_year: String(options.expYear),
     rate: String(options.ratePerThread),
-    method: luaString(w.kind === "fixed" || w.kind === "ids" ? w.method : "POST"),
+    threads: String(options.threads),
+    method: luaString(w.kind === "batch" || w.kind === "card" ? "POST" : w.method),
     path: luaString(w.kind === "ids" ? w.pathPrefix : w.path),
     path_suffix: luaString(w.kind === "ids" ? w.pathSuffix : ""),
     body:
@@ -62,6 +76,7 @@ function luaConfig(options: ScriptOptions): string {
         : "nil",
     batch: String(w.kind === "batch" ? w.size : 0),
     ids_file: w.kind === "ids" ? luaString(w.idsFile) : "nil",
+    lines_file: w.kind === "lines" ? luaString(w.linesFile) : "nil",
   };
   const fields = Object.entries(entries).map(([k, v]) => `  ${k} = ${v},`);
   return `local cfg = {\n${fields.join("\n")}\n}\n`;
@@ -69,7 +84,8 @@ function luaConfig(options: ScriptOptions): string {
 
 /**
  * A wrk Lua script (wrk 4.1, LuaJIT) for one workload. Card numbers are made inside wrk, per
- * request, the way TestCardSource makes them: 424242 + a 9-digit counter + the Luhn digit.
+ * request, the way TestCardSource makes them: 424242 + a 9-digit counter + the Luhn digit;
+ * bodies wrk cannot make (capture JWEs) are read from a file made beforehand, each sent once.
  * With a rate, delay() paces each thread on a fixed schedule (LuaJIT FFI monotonic clock);
  * a schedule more than a second behind is reset rather than caught up in a burst.
  * done() prints one `BENCH_RESULT {json}` line that the runner parses.
@@ -85,13 +101,13 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-created = 0
-local counter, ids, id_pos, headers, fixed_request
+created, lines_sent, lines_missing = 0, 0, 0
+local counter, ids, id_pos, headers, fixed_request, lines_in, line_no
 
 function init(args)
   counter = cfg.card_start + (thread_index or 0) * cfg.stride
   headers = {}
-  if cfg.body ~= nil or cfg.kind == "card" or cfg.kind == "batch" then
+  if cfg.body ~= nil or cfg.kind == "card" or cfg.kind == "batch" or cfg.kind == "lines" then
     headers["Content-Type"] = "application/json"
   end
   if cfg.auth ~= nil then headers["Authorization"] = cfg.auth end
@@ -103,6 +119,34 @@ function init(args)
     end
     id_pos = ((thread_index or 0) * 7919) % #ids
   end
+  if cfg.lines_file ~= nil then
+    lines_in = assert(io.open(cfg.lines_file, "r"))
+    line_no = 0
+  end
+end
+
+-- This thread's next line (lines i with i mod threads = its index), read as it goes: a file of
+-- tens of thousands of bodies need not sit in LuaJIT's memory.
+local function next_line()
+  while true do
+    local line = lines_in:read("*l")
+    if line == nil then return nil end
+    line_no = line_no + 1
+    if (line_no - 1) % cfg.threads == (thread_index or 0) and #line > 0 then return line end
+  end
+end
+
+local function line_request()
+  local body = next_line()
+  if body ~= nil then
+    lines_sent = lines_sent + 1
+    return wrk.format(cfg.method, cfg.path, headers, body)
+  end
+  -- Out of bodies: a body is never sent twice (a replayed jti is refused), so this thread stops.
+  -- wrk still wants a request to write; the loop ends before its answer is read or counted.
+  lines_missing = lines_missing + 1
+  wrk.thread:stop()
+  return wrk.format("GET", "/healthz")
 end
 
 local function luhn_digit(partial)
@@ -128,6 +172,7 @@ end
 
 function request()
   if cfg.kind == "fixed" then return fixed_request end
+  if cfg.kind == "lines" then return line_request() end
   if cfg.kind == "card" then return wrk.format("POST", cfg.path, headers, card()) end
   if cfg.kind == "batch" then
     local parts = {}
@@ -168,15 +213,20 @@ if cfg.rate > 0 then
 end
 
 function done(summary, latency, requests)
-  local made = 0
-  for _, t in ipairs(threads) do made = made + (t:get("created") or 0) end
+  local made, sent, missing = 0, 0, 0
+  for _, t in ipairs(threads) do
+    made = made + (t:get("created") or 0)
+    sent = sent + (t:get("lines_sent") or 0)
+    missing = missing + (t:get("lines_missing") or 0)
+  end
   local e = summary.errors
   io.write(string.format(
     '\nBENCH_RESULT {"requests":%.0f,"duration_us":%.0f,"bytes":%.0f,' ..
     '"errors":{"connect":%.0f,"read":%.0f,"write":%.0f,"status":%.0f,"timeout":%.0f},' ..
-    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},"batch_items_created":%.0f}\n',
+    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},"batch_items_created":%.0f,' ..
+    '"lines_sent":%.0f,"lines_missing":%.0f}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
     e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean, made))
+    latency.max, latency.mean, made, sent, missing))
 end
 `;
