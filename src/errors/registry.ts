@@ -46,10 +46,6 @@ export const ERRORS = {
     status: 401,
     title: "The request's claims do not match: issuer, audience, lifetime, jti, method or URL.",
   },
-  SIGNATURE_INVALID: {
-    status: 401,
-    title: "The request's signature does not verify with a key the tenant registered.",
-  },
   CAPTURE_SESSION_INVALID: {
     status: 401,
     title: "The capture session is invalid or has expired; ask the merchant for a new one.",

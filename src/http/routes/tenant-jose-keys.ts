@@ -6,7 +6,7 @@ import { principalOf } from "../context.js";
 const registerBodySchema = {
   type: "object",
   additionalProperties: false,
-  required: ["jwk", "use", "alg"],
+  required: ["jwk", "use"],
   properties: {
     jwk: { type: "object", maxProperties: 20 },
     use: { type: "string", enum: ["sig", "enc"] },
@@ -62,7 +62,7 @@ export function registerTenantJoseKeys(app: FastifyInstance, deps: HttpDeps): vo
       const body = request.body as {
         jwk: Record<string, unknown>;
         use: "sig" | "enc";
-        alg: string;
+        alg?: string;
       };
       const row = await deps.tenantJoseKeys.register(principalOf(request), body);
       reply.code(201);

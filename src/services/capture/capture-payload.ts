@@ -1,33 +1,38 @@
 import { VaultError } from "../../errors/registry.js";
-import { parseJsonBody } from "../../http/json-body-parser.js";
+import { decryptCaptureJwe } from "../../jose/capture-jwe.js";
+import { checkClaims, parseClaims } from "../../jose/claims.js";
 import type { Clock } from "../clock.js";
 import type { CapturePayloadOpener } from "./capture-service.js";
-import { CLOCK_SKEW_SECONDS, MAX_PAYLOAD_SECONDS } from "./capture-service.js";
 import type { VaultJoseKeys } from "./vault-jose-keys.js";
-import { checkTimes, isRecord, jtiOf, openVaultJwe } from "./vault-jwe.js";
+import {
+  CLOCK_SKEW_SECONDS,
+  isRecord,
+  MAX_JOSE_LIFETIME_SECONDS,
+  vaultDecryptionKeys,
+  withJoseProblems,
+} from "./vault-jwe.js";
 
 /**
- * Opens capture payloads: a compact JWE to a capture key (openVaultJwe) whose plaintext is the
+ * Opens capture payloads: a compact JWE to a vault capture key (decryptCaptureJwe: kid among the
+ * vault's keys, alg pinned, A256GCM, no zip or key-bearing headers) whose plaintext is the
  * claims `{ iss: <session id>, aud: <vault origin>, iat, exp ≤ iat + 5 min, jti, card }`.
  */
 export function capturePayloadOpener(keys: VaultJoseKeys, clock: Clock): CapturePayloadOpener {
-  return async (compact, expected) => {
-    const { plaintext } = await openVaultJwe(keys, compact);
-    let claims: unknown;
-    try {
-      claims = parseJsonBody(Buffer.from(plaintext));
-    } catch {
-      throw new VaultError("JWE_INVALID");
-    }
-    if (!isRecord(claims) || !isRecord(claims.card)) throw new VaultError("JWT_CLAIMS_INVALID");
-    if (claims.iss !== expected.issuer || claims.aud !== expected.audience) {
-      throw new VaultError("JWT_CLAIMS_INVALID");
-    }
-    const jti = jtiOf(claims);
-    const { exp } = checkTimes(claims, Math.floor(clock.now().getTime() / 1000), {
-      maxLifetimeSeconds: MAX_PAYLOAD_SECONDS,
-      skewSeconds: CLOCK_SKEW_SECONDS,
+  const decryptionKeys = vaultDecryptionKeys(keys);
+  return (compact, expected) =>
+    withJoseProblems(async () => {
+      const { plaintext } = await decryptCaptureJwe(compact, decryptionKeys);
+      const checked = checkClaims(parseClaims(plaintext), {
+        issuer: expected.issuer,
+        audience: expected.audience,
+        maxLifetimeSec: MAX_JOSE_LIFETIME_SECONDS,
+        clockSkewSec: CLOCK_SKEW_SECONDS,
+        now: clock.now(),
+      });
+      const { card } = checked.claims;
+      if (!isRecord(card)) {
+        throw new VaultError("JWT_CLAIMS_INVALID", { detail: "The card claim is missing (card)." });
+      }
+      return { jti: checked.jti, replayUntil: checked.replayUntil, card };
     });
-    return { jti, exp, card: claims.card };
-  };
 }

@@ -5,14 +5,11 @@ import type { TokenizeResult, TokenService } from "../tokens/token-service.js";
 import type { CaptureSession, CaptureSessionVerifier } from "./capture-session.js";
 import { CaptureSessionError } from "./capture-session.js";
 
-/** A capture payload lives at most 5 minutes (issue 4); clocks may differ by 30 s. */
-export const MAX_PAYLOAD_SECONDS = 300;
-export const CLOCK_SKEW_SECONDS = 30;
-
 /** The claims a capture frame encrypts: who (the session), for whom (the vault), when, and the card. */
 export interface CaptureClaims {
   readonly jti: string;
-  readonly exp: number;
+  /** Until when (NumericDate) the jti must be remembered: its exp plus the clock skew. */
+  readonly replayUntil: number;
   readonly card: Readonly<Record<string, unknown>>;
 }
 
@@ -58,7 +55,7 @@ export class CaptureService {
       issuer: session.id,
       audience: this.vaultOrigin(),
     });
-    if (!(await this.replay.firstUse("capture", claims.jti, new Date(claims.exp * 1000)))) {
+    if (!(await this.replay.firstUse("capture", claims.jti, new Date(claims.replayUntil * 1000)))) {
       throw new VaultError("JWT_REPLAYED");
     }
     const principal: Principal = {

@@ -140,7 +140,9 @@ export class CaptureSessions implements CaptureSessionVerifier {
         async (header) => {
           const key =
             header.kid === undefined ? undefined : await this.keys.findKey(header.kid, "sig");
-          if (key === undefined || key.alg !== header.alg) throw new CaptureSessionError();
+          if (key?.publicKey === undefined || key.alg !== header.alg) {
+            throw new CaptureSessionError();
+          }
           return key.publicKey;
         },
         {

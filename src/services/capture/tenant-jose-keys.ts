@@ -1,8 +1,9 @@
-import type { KeyObject } from "node:crypto";
-import { createPublicKey } from "node:crypto";
-import { calculateJwkThumbprint } from "jose";
+import type { CryptoKey } from "jose";
 import type { FieldError } from "../../errors/registry.js";
 import { VaultError } from "../../errors/registry.js";
+import type { JwsAlg } from "../../jose/algorithms.js";
+import type { KeyUse, RegisteredJwk } from "../../jose/tenant-jwk.js";
+import { JwkRejected, validateTenantJwk } from "../../jose/tenant-jwk.js";
 import type { Database } from "../../store/database.js";
 import type { TenantJoseKeyRow } from "../../store/jose-keys-repo.js";
 import {
@@ -16,76 +17,35 @@ import type { Principal } from "../api-keys.js";
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 
-/**
- * What a tenant may register (RFC 7518; RFC 8725 §3.2, §3.5): public keys only, of a known type
- * and size, each pinned to one algorithm. Signing: ES256 (P-256), EdDSA (Ed25519), PS256 (RSA ≥
- * 2048). Encryption of responses: ECDH-ES+A256KW (P-256), RSA-OAEP-256 (RSA ≥ 2048).
- */
-const ALLOWED: Readonly<Record<"sig" | "enc", readonly string[]>> = {
-  sig: ["ES256", "EdDSA", "PS256"],
-  enc: ["ECDH-ES+A256KW", "RSA-OAEP-256"],
-};
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-const MIN_RSA_BITS = 2048;
-const KID = /^[A-Za-z0-9._-]{1,64}$/;
-
-export interface TenantJoseKey {
+/** A tenant's signing key, imported for verification. */
+export interface TenantSigningKey {
   readonly kid: string;
-  readonly use: "sig" | "enc";
-  readonly alg: string;
-  readonly key: KeyObject;
+  readonly alg: JwsAlg;
+  readonly key: CryptoKey;
 }
 
-function invalid(message: string): VaultError {
-  const error: FieldError = { field: "jwk", code: "JWK_INVALID", message };
+function jwkInvalid(field: string, message: string): VaultError {
+  const error: FieldError = { field, code: "JWK_INVALID", message };
   return new VaultError("VALIDATION_FAILED", { errors: [error] });
 }
 
-function keyTypeFits(jwk: Record<string, unknown>, alg: string): boolean {
-  switch (alg) {
-    case "ES256":
-    case "ECDH-ES+A256KW":
-      return jwk.kty === "EC" && jwk.crv === "P-256";
-    case "EdDSA":
-      return jwk.kty === "OKP" && jwk.crv === "Ed25519";
-    default:
-      return jwk.kty === "RSA";
-  }
-}
-
-/** Checks a JWK a tenant registers and returns its public key object; throws a 400 otherwise. */
-export function publicKeyOf(
-  jwk: Record<string, unknown>,
-  use: "sig" | "enc",
-  alg: string,
-): KeyObject {
-  if (PRIVATE_MEMBERS.some((member) => member in jwk)) {
-    throw invalid("Register the public key only: private members (d, p, q, …, k) are refused.");
-  }
-  if (!ALLOWED[use].includes(alg)) {
-    throw invalid(`For use "${use}" the algorithm must be one of ${ALLOWED[use].join(", ")}.`);
-  }
-  if (!keyTypeFits(jwk, alg)) throw invalid(`The key type does not fit ${alg}.`);
-  if (jwk.use !== undefined && jwk.use !== use) throw invalid("The JWK's use does not match.");
-  if (jwk.alg !== undefined && jwk.alg !== alg) throw invalid("The JWK's alg does not match.");
-  let key: KeyObject;
+/** The JOSE layer's check of a tenant's key; a refusal is a field error in its own words. */
+async function validated(jwk: Record<string, unknown>, use: KeyUse): Promise<RegisteredJwk> {
   try {
-    key = createPublicKey({ key: jwk as never, format: "jwk" });
-  } catch {
-    throw invalid("The JWK is not a valid public key.");
+    return await validateTenantJwk(jwk, use);
+  } catch (err) {
+    if (err instanceof JwkRejected) throw jwkInvalid("jwk", `The key is refused: ${err.message}.`);
+    throw err;
   }
-  const bits = key.asymmetricKeyDetails?.modulusLength;
-  if (jwk.kty === "RSA" && (bits === undefined || bits < MIN_RSA_BITS)) {
-    throw invalid(`RSA keys must have at least ${MIN_RSA_BITS} bits.`);
-  }
-  return key;
 }
 
 /**
  * The public keys tenants register for server-to-server calls: `sig` keys verify their signed
  * (nested JWT) requests, an `enc` key receives responses encrypted to the tenant. The private
- * halves stay with the tenant (in its own KMS if it likes). Registration and revocation are
- * audited (PCI DSS 10.2.2).
+ * halves stay with the tenant (in its own KMS if it likes). What is accepted is the JOSE layer's
+ * rule (src/jose/tenant-jwk.ts): public members only, P-256, Ed25519 or RSA 2048–8192, each key
+ * pinned to the one algorithm its type and use allow (RFC 8725 §3.1). Registration and
+ * revocation are audited (PCI DSS 10.2.2); revocation takes effect at once.
  */
 export class TenantJoseKeys {
   constructor(
@@ -94,23 +54,24 @@ export class TenantJoseKeys {
     private readonly clock: Clock,
   ) {}
 
+  /** Registers a public key; `alg`, when given, must be the one the key's type and use allow. */
   async register(
     principal: Principal,
-    request: { jwk: Record<string, unknown>; use: "sig" | "enc"; alg: string },
+    request: { jwk: Record<string, unknown>; use: KeyUse; alg?: string },
   ): Promise<TenantJoseKeyRow> {
-    const key = publicKeyOf(request.jwk, request.use, request.alg);
-    const exported = key.export({ format: "jwk" }) as Record<string, string>;
-    const kid =
-      typeof request.jwk.kid === "string"
-        ? request.jwk.kid
-        : await calculateJwkThumbprint(exported as never);
-    if (!KID.test(kid)) throw invalid("kid must be 1 to 64 characters of A-Z a-z 0-9 . _ -.");
+    const registered = await validated(request.jwk, request.use);
+    if (request.alg !== undefined && request.alg !== registered.alg) {
+      throw jwkInvalid(
+        "alg",
+        `This key's algorithm for use "${request.use}" is ${registered.alg}.`,
+      );
+    }
     const row: TenantJoseKeyRow = {
       tenant_id: principal.tenantId,
-      kid,
+      kid: registered.kid,
       use: request.use,
-      alg: request.alg,
-      jwk: { ...exported, kid, use: request.use, alg: request.alg },
+      alg: registered.alg,
+      jwk: { ...registered.jwk },
       created_at: this.clock.now(),
       revoked_at: null,
     };
@@ -120,9 +81,9 @@ export class TenantJoseKeys {
         tenantId: principal.tenantId,
         actor: principal.keyId,
         action: "tenant_jose_key.create",
-        objectId: kid,
+        objectId: row.kid,
         outcome: "success",
-        details: { use: request.use, alg: request.alg },
+        details: { use: row.use, alg: row.alg },
       });
       return true;
     });
@@ -150,28 +111,17 @@ export class TenantJoseKeys {
     if (!revoked) throw new VaultError("JOSE_KEY_NOT_FOUND");
   }
 
-  /** A tenant's unrevoked key by kid and use; undefined for any other tenant's. */
-  async find(
-    tenantId: string,
-    kid: string,
-    use: "sig" | "enc",
-  ): Promise<TenantJoseKey | undefined> {
+  /** A tenant's unrevoked signing key by kid; undefined for any other tenant's. */
+  async find(tenantId: string, kid: string, use: "sig"): Promise<TenantSigningKey | undefined> {
     const row = await findTenantJoseKey(this.db, tenantId, kid, use);
-    return row === undefined ? undefined : this.toKey(row);
+    if (row === undefined) return undefined;
+    // Checked again as it is imported: a stored row can never bring in another algorithm.
+    const { alg, key } = await validateTenantJwk(row.jwk, "sig");
+    return { kid: row.kid, alg: alg as JwsAlg, key };
   }
 
-  /** The key responses are encrypted to: the tenant's newest unrevoked `enc` key. */
-  async encryptionKey(tenantId: string): Promise<TenantJoseKey | undefined> {
-    const row = await findTenantEncryptionKey(this.db, tenantId);
-    return row === undefined ? undefined : this.toKey(row);
-  }
-
-  private toKey(row: TenantJoseKeyRow): TenantJoseKey {
-    return {
-      kid: row.kid,
-      use: row.use,
-      alg: row.alg,
-      key: createPublicKey({ key: row.jwk as never, format: "jwk" }),
-    };
+  /** The public JWK responses are encrypted to: the tenant's newest unrevoked `enc` key. */
+  async encryptionJwk(tenantId: string): Promise<Record<string, unknown> | undefined> {
+    return (await findTenantEncryptionKey(this.db, tenantId))?.jwk;
   }
 }

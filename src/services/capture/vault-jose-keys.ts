@@ -1,9 +1,16 @@
 import type { KeyObject } from "node:crypto";
 import { createPrivateKey, createPublicKey, generateKeyPair } from "node:crypto";
 import { promisify } from "node:util";
+import type { CryptoKey } from "jose";
 import { calculateJwkThumbprint } from "jose";
 import { envelopeDekId, openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
 import { zeroize } from "../../crypto/secret.js";
+import type { CaptureJweAlg } from "../../jose/algorithms.js";
+import {
+  exportPrivateKeyPkcs8,
+  generateCaptureKeyPair,
+  importCapturePrivateKey,
+} from "../../jose/capture-keys.js";
 import type { KeyRing } from "../../keys/key-ring.js";
 import { ACTIVE_RECHECK_MS, SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
 import type { Database } from "../../store/database.js";
@@ -32,8 +39,10 @@ export interface VaultJoseKey {
   readonly use: "enc" | "sig";
   readonly alg: VaultJoseAlg;
   readonly publicJwk: Readonly<Record<string, unknown>>;
-  readonly privateKey: KeyObject;
-  readonly publicKey: KeyObject;
+  /** A non-extractable CryptoKey for encryption keys; an OpenSSL key object for ES256. */
+  readonly privateKey: CryptoKey | KeyObject;
+  /** The session key's public half (verification); undefined for encryption keys. */
+  readonly publicKey: KeyObject | undefined;
   readonly createdAt: Date;
   /** Set once a newer key took over; the key is still accepted until `expiresAt`. */
   readonly retiredAt: Date | null;
@@ -54,12 +63,23 @@ function useOf(alg: VaultJoseAlg): "enc" | "sig" {
   return alg === "ES256" ? "sig" : "enc";
 }
 
+/** A new key pair: its kid (the RFC 7638 thumbprint), public JWK and private PKCS#8 bytes. */
 async function newKeyPair(
   alg: VaultJoseAlg,
-): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
-  return alg === "RSA-OAEP-256"
-    ? generate("rsa", { modulusLength: 3072 })
-    : generate("ec", { namedCurve: "P-256" });
+): Promise<{ kid: string; publicJwk: Record<string, unknown>; der: Uint8Array }> {
+  if (alg !== "ES256") {
+    const pair = await generateCaptureKeyPair(alg);
+    const der = await exportPrivateKeyPkcs8(pair.privateKey);
+    return { kid: pair.kid, publicJwk: { ...pair.publicJwk }, der };
+  }
+  const pair = await generate("ec", { namedCurve: "P-256" });
+  const jwk = pair.publicKey.export({ format: "jwk" }) as Record<string, string>;
+  const kid = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]);
+  return {
+    kid,
+    publicJwk: { ...jwk, kid, use: "sig", alg },
+    der: pair.privateKey.export({ format: "der", type: "pkcs8" }),
+  };
 }
 
 /**
@@ -209,14 +229,18 @@ export class VaultJoseKeys {
     const dek = await this.keys.keyById(envelopeDekId(row.private_key), SYSTEM_KEY_OWNER, "jose");
     const der = openEnvelope(row.private_key, dek.material, this.context(row.kid));
     try {
-      const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+      const alg = row.alg as VaultJoseAlg;
+      // Encryption keys become non-extractable WebCrypto keys (what the JOSE layer decrypts
+      // with); the session key stays an OpenSSL key object, for signing and its public half.
+      const signing =
+        alg === "ES256" ? createPrivateKey({ key: der, format: "der", type: "pkcs8" }) : undefined;
       return {
         kid: row.kid,
         use: row.use,
-        alg: row.alg as VaultJoseAlg,
+        alg,
         publicJwk: row.public_jwk,
-        privateKey,
-        publicKey: createPublicKey(privateKey),
+        privateKey: signing ?? (await importCapturePrivateKey(der, alg as CaptureJweAlg)),
+        publicKey: signing === undefined ? undefined : createPublicKey(signing),
         createdAt: row.created_at,
         retiredAt: row.retired_at,
         expiresAt: row.expires_at,
@@ -231,12 +255,8 @@ export class VaultJoseKeys {
   }
 
   private async create(alg: VaultJoseAlg, actor: string): Promise<string> {
-    const pair = await newKeyPair(alg);
-    const jwk = pair.publicKey.export({ format: "jwk" }) as Record<string, string>;
-    const kid = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]);
+    const { kid, publicJwk, der } = await newKeyPair(alg);
     const use = useOf(alg);
-    const publicJwk = { ...jwk, kid, use, alg };
-    const der = pair.privateKey.export({ format: "der", type: "pkcs8" });
     try {
       const dek = await this.keys.activeKey(SYSTEM_KEY_OWNER, "jose", 1);
       const sealed = sealEnvelope({

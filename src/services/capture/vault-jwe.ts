@@ -1,71 +1,49 @@
-import type { CompactJWEHeaderParameters } from "jose";
-import { compactDecrypt, decodeProtectedHeader } from "jose";
 import { VaultError } from "../../errors/registry.js";
+import type { CaptureJweAlg } from "../../jose/algorithms.js";
+import type { DecryptionKeys } from "../../jose/capture-jwe.js";
+import { JwtClaimsInvalid } from "../../jose/claims-error.js";
+import { JoseRejected } from "../../jose/rejected.js";
 import type { VaultJoseKeys } from "./vault-jose-keys.js";
 
-/** The key-management algorithms clients may encrypt to the vault with (RFC 7518 §4.3, §4.6). */
-const KEY_ALGS = new Set(["ECDH-ES+A256KW", "RSA-OAEP-256"]);
-/** Header parameters that would let the sender choose the key or defer checks: refused. */
-const REFUSED_HEADERS = ["zip", "jku", "x5u", "jwk", "x5c", "x5t", "crit"];
+/** JWEs sent to the vault: a capture payload is a few hundred bytes, a nested request more. */
 export const MAX_JWE_LENGTH = 65_536;
+/** A capture payload or a signed request lives at most 5 minutes; clocks may differ by 30 s. */
+export const MAX_JOSE_LIFETIME_SECONDS = 300;
+export const CLOCK_SKEW_SECONDS = 30;
+
+/** The vault's capture encryption keys, by kid, for the JOSE layer (src/jose/). */
+export function vaultDecryptionKeys(keys: VaultJoseKeys): DecryptionKeys {
+  return async (kid) => {
+    const key = await keys.findKey(kid, "enc");
+    return key === undefined
+      ? undefined
+      : { alg: key.alg as CaptureJweAlg, privateKey: key.privateKey };
+  };
+}
 
 /**
- * Opens a compact JWE (RFC 7516) sent to the vault: the key is found by `kid` among the vault's
- * own capture keys only, its algorithm is pinned to that key's (no algorithm confusion, RFC 8725
- * §3.1), content encryption is A256GCM, and `zip` (decompression bombs), key URLs and embedded
- * keys are refused. Every failure is the same JWE_INVALID: which check failed is not told.
+ * The JOSE layer's refusals as problems: every JWE or inner-JWS failure is the one JWE_INVALID
+ * (which check failed is not told); an expired or future token has its own code; any other
+ * claim (issuer, audience, lifetime, jti, method, URL) is JWT_CLAIMS_INVALID naming the claim in
+ * the vault's own words, never its value. Errors of the vault itself (an HSM that is down) pass.
  */
-export async function openVaultJwe(
-  keys: VaultJoseKeys,
-  compact: string,
-): Promise<{ plaintext: Uint8Array; header: CompactJWEHeaderParameters }> {
-  if (compact.length > MAX_JWE_LENGTH || compact.split(".").length !== 5) {
-    throw new VaultError("JWE_INVALID");
-  }
-  try {
-    const header = decodeProtectedHeader(compact);
-    const { alg, kid } = header;
-    if (typeof alg !== "string" || !KEY_ALGS.has(alg) || typeof kid !== "string") {
-      throw new Error("refused header");
+export function joseProblem(err: unknown): unknown {
+  if (err instanceof JoseRejected) return new VaultError("JWE_INVALID");
+  if (err instanceof JwtClaimsInvalid) {
+    if (err.code === "JWT_EXPIRED" || err.code === "JWT_NOT_YET_VALID") {
+      return new VaultError(err.code);
     }
-    if (REFUSED_HEADERS.some((name) => name in header)) throw new Error("refused header");
-    const key = await keys.findKey(kid, "enc");
-    if (key === undefined || key.alg !== alg) throw new Error("unknown key");
-    const opened = await compactDecrypt(compact, key.privateKey, {
-      keyManagementAlgorithms: [alg],
-      contentEncryptionAlgorithms: ["A256GCM"],
-    });
-    return { plaintext: opened.plaintext, header: opened.protectedHeader };
-  } catch {
-    throw new VaultError("JWE_INVALID");
+    return new VaultError("JWT_CLAIMS_INVALID", { detail: `${err.message} (${err.claim}).` });
   }
+  return err;
 }
 
-/** JWT times (RFC 7519 §4.1.4, §4.1.6) with a lifetime cap and a clock-skew allowance. */
-export function checkTimes(
-  claims: Readonly<Record<string, unknown>>,
-  now: number,
-  limits: { readonly maxLifetimeSeconds: number; readonly skewSeconds: number },
-): { iat: number; exp: number } {
-  const { iat, exp } = claims;
-  if (typeof iat !== "number" || typeof exp !== "number" || !Number.isFinite(iat + exp)) {
-    throw new VaultError("JWT_CLAIMS_INVALID");
+export async function withJoseProblems<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw joseProblem(err);
   }
-  if (exp <= iat || exp - iat > limits.maxLifetimeSeconds) {
-    throw new VaultError("JWT_CLAIMS_INVALID");
-  }
-  if (iat > now + limits.skewSeconds) throw new VaultError("JWT_NOT_YET_VALID");
-  if (exp <= now - limits.skewSeconds) throw new VaultError("JWT_EXPIRED");
-  return { iat, exp };
-}
-
-/** A jti: 16 to 128 characters (a UUID or 128 random bits, encoded). */
-export function jtiOf(claims: Readonly<Record<string, unknown>>): string {
-  const { jti } = claims;
-  if (typeof jti !== "string" || jti.length < 16 || jti.length > 128) {
-    throw new VaultError("JWT_CLAIMS_INVALID");
-  }
-  return jti;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
