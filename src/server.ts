@@ -47,17 +47,19 @@ export async function startServer(
     core.sealer.start(config.auditSealIntervalMs, (err) =>
       logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
     );
+  let serving = !core.sealStatus().sealed;
   const app = buildApp(
     {
       ...core,
       logger,
       async submitUnsealShare(share) {
-        const wasSealed = core.sealStatus().sealed;
         const status = await core.submitUnsealShare(share);
-        if (wasSealed && !status.sealed) {
-          logger.info("vault unsealed");
+        // Once per process; a failed bootstrap is tried again by the next share posted.
+        if (!status.sealed && !serving) {
           await bootstrapOnce();
           startSealer();
+          serving = true;
+          logger.info("vault unsealed");
         }
         return status;
       },

@@ -15,8 +15,8 @@ import { capturePayloadOpener } from "../services/capture/capture-payload.js";
 import { CaptureService } from "../services/capture/capture-service.js";
 import { CaptureSessions } from "../services/capture/capture-sessions.js";
 import { NestedJwt } from "../services/capture/nested-jwt.js";
-import { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
 import { PublicOrigin } from "../services/capture/public-origin.js";
+import { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
 import { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
@@ -165,7 +165,29 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       await ring.activeKey(SYSTEM_KEY_OWNER, "audit");
       await ring.activeKey(SYSTEM_KEY_OWNER, "apikey");
     };
-    if (sealable === undefined || !sealable.sealStatus().sealed) await loadSystemKeys();
+    const status = (): SealStatus =>
+      sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 };
+    let ready = !status().sealed;
+    if (ready) await loadSystemKeys();
+    let readying: Promise<void> | undefined;
+    const becomeReady = (threshold: number): Promise<void> => {
+      readying ??= (async () => {
+        await loadSystemKeys();
+        await trail.record(db, {
+          tenantId: undefined,
+          actor: "custodians",
+          action: "vault.unseal",
+          objectId: undefined,
+          outcome: "success",
+          details: { threshold },
+        });
+        ready = true;
+      })().catch((err: unknown) => {
+        readying = undefined;
+        throw err;
+      });
+      return readying;
+    };
     const sealer = new AuditSealer(db, keys, clock);
     const tenants = new TenantService(db, audit, clock);
     const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
@@ -207,26 +229,15 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       replay,
       tenantJoseKeys,
       nestedJwt: new NestedJwt(joseKeys, tenantJoseKeys, replay, clock, () => origin.get()),
-      sealStatus: () =>
-        sealable?.sealStatus() ?? { sealed: false, threshold: 0, shares: 0, progress: 0 },
+      // Until its own keys are loaded and the unseal audited, the vault still reports sealed.
+      sealStatus: () => (ready ? status() : { ...status(), sealed: true }),
       async submitUnsealShare(share) {
-        if (sealable === undefined) return { sealed: false, threshold: 0, shares: 0, progress: 0 };
-        const wasSealed = sealable.sealStatus().sealed;
-        const status = sealable.submitShare(share);
-        // Only the submission that unseals loads the keys and is audited; later posts (the
-        // route needs no credential) just read the status.
-        if (wasSealed && !status.sealed) {
-          await loadSystemKeys();
-          await trail.record(db, {
-            tenantId: undefined,
-            actor: "custodians",
-            action: "vault.unseal",
-            objectId: undefined,
-            outcome: "success",
-            details: { threshold: status.threshold },
-          });
-        }
-        return status;
+        if (sealable === undefined) return status();
+        const after = sealable.submitShare(share);
+        // The submission that unseals loads the keys and audits once; if that fails, the next
+        // share posted (any custodian's, even one already counted) tries again.
+        if (!after.sealed && !ready) await becomeReady(after.threshold);
+        return ready ? after : { ...after, sealed: true };
       },
       async close() {
         await sealer.stop();

@@ -8,7 +8,7 @@ import { runCeremonies } from "./commands/ceremonies.js";
 import { runKeys } from "./commands/keys.js";
 import { runMigrate } from "./commands/migrate.js";
 import { runPurge, runRetention } from "./commands/retention.js";
-import { runInit, runUnseal } from "./commands/seal.js";
+import { runInit, runRekey, runUnseal } from "./commands/seal.js";
 import { runServe } from "./commands/serve.js";
 import { runTenants } from "./commands/tenants.js";
 import { CliError } from "./output.js";
@@ -29,6 +29,7 @@ Commands:
   audit verify                   walk the audit hash chain; exit 1 at the first broken link
   init --shares N --threshold T  create a sealed KEK split into N Shamir shares (T unseal)
   unseal [--url URL]             submit one custodian's share (read from stdin) to the vault
+  rekey status [--json] | verify | cancel   confirm (new shares on stdin) or cancel a staged custodian rekey
   keys status                    the key inventory: every KEK and DEK, versions, cryptoperiods
   keys rotate --kek [--env E]    propose a KEK rotation (dual control: another principal approves)
   keys rotate --dek --purpose P [--tenant ID]   rotate DEKs and re-encrypt (resumable job)
@@ -51,6 +52,7 @@ const COMMANDS: Record<string, Runner> = {
   audit: runAudit,
   init: runInit,
   unseal: runUnseal,
+  rekey: runRekey,
   keys: runKeys,
   ceremonies: runCeremonies,
   purge: runPurge,

@@ -129,7 +129,9 @@ interface ActiveEntry {
 }
 
 export function algorithmOf(purpose: Purpose): string {
-  return purpose === "pan" || purpose === "sad" || purpose === "jose" ? "AES-256-GCM" : "HMAC-SHA256";
+  return purpose === "pan" || purpose === "sad" || purpose === "jose"
+    ? "AES-256-GCM"
+    : "HMAC-SHA256";
 }
 
 function slotKey(slot: Required<KeySlot>): string {

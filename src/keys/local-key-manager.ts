@@ -1,12 +1,24 @@
-import { constants } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { stat } from "node:fs/promises";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_NONCE_BYTES, GCM_TAG_BYTES } from "../crypto/aes-gcm.js";
-import { constantTimeEqual } from "../crypto/compare.js";
 import { DecryptionError } from "../crypto/decryption-error.js";
-import { hmacSha256 } from "../crypto/hmac.js";
 import { newId, randomBytes } from "../crypto/random.js";
 import { zeroize } from "../crypto/secret.js";
+import type { FileLockOptions } from "./file-lock.js";
+import { serializeOnPath, withFileLock } from "./file-lock.js";
+import type { KekFileV2, PendingSeal, SealConfig, StoredKek, StoredVersion } from "./kek-file.js";
+import {
+  createKekFile,
+  FORMAT_V1,
+  FORMAT_V2,
+  KEK_BYTES,
+  KekFileError,
+  newStoredKek,
+  opensSeal,
+  readKekFile,
+  replaceKekFile,
+  sealConfig,
+  storeVersion,
+} from "./kek-file.js";
 import type {
   Environment,
   KekDescription,
@@ -14,167 +26,34 @@ import type {
   KeyManager,
   WrappedKey,
 } from "./key-manager.js";
-import { ENVIRONMENTS, rewrapThroughHost, VaultSealedError } from "./key-manager.js";
+import {
+  ENVIRONMENTS,
+  KeyServiceUnavailableError,
+  rewrapThroughHost,
+  VaultSealedError,
+} from "./key-manager.js";
+import type {
+  FileView,
+  LiveKek,
+  LiveVersion,
+  RekeyStatus,
+  RekeyVerifyResult,
+} from "./local-kek-state.js";
+import { openKeks, ownedCopy, resealVersion, viewOf } from "./local-kek-state.js";
 import type { SealStatus } from "./seal.js";
-import { ShareCollector } from "./seal.js";
+import { ShareCollector, UnsealError } from "./seal.js";
 import { legacyWrapAad, wrapAad } from "./wrap-aad.js";
 
-const FORMAT_V1 = "payvault-kek/v1";
-const FORMAT_V2 = "payvault-kek/v2";
-const KEY_BYTES = 32;
-const UNSEAL_CHECK_LABEL = Buffer.from("payvault/unseal-check/v1", "ascii");
-
-/** One KEK version as stored: in the clear (file mode 0600), or sealed under the unseal key. */
-interface StoredVersion {
-  version: number;
-  created_at: string;
-  key?: string;
-  sealed?: string;
-  /** Set on the version carried over from a v1 file: its wraps used the v1 AAD. */
-  legacy_aad?: boolean;
-}
-
-interface StoredKek {
-  kek_id: string;
-  versions: StoredVersion[];
-}
-
-interface SealConfig {
-  set_id: string;
-  shares: number;
-  threshold: number;
-  /** HMAC-SHA256 of a fixed label under the unseal key: tells a wrong combination apart. */
-  check: string;
-}
-
-interface KekFileV2 {
-  format: typeof FORMAT_V2;
-  seal: SealConfig | null;
-  keks: Record<Environment, StoredKek>;
-}
-
-interface LiveVersion {
-  readonly version: number;
-  readonly createdAt: Date;
-  readonly key: Buffer;
-  readonly legacyAad: boolean;
-}
-
-export class KekFileError extends Error {
-  override readonly name = "KekFileError";
-}
-
-function newStoredKek(unsealKey: Buffer | undefined, now: Date): StoredKek {
-  const kekId = newId("kek");
-  return {
-    kek_id: kekId,
-    versions: [storeVersion(kekId, 1, randomBytes(KEY_BYTES), unsealKey, now)],
-  };
-}
-
-function sealAad(kekId: string, version: number): Buffer {
-  return Buffer.from(`payvault/kek-seal/v1\u0000${kekId}\u0000${version}`, "utf8");
-}
-
-/** A version for the file: the key itself, or (sealed mode) the key encrypted under the unseal key. */
-function storeVersion(
-  kekId: string,
-  version: number,
-  key: Buffer,
-  unsealKey: Buffer | undefined,
-  now: Date,
-): StoredVersion {
-  const stored: StoredVersion = { version, created_at: now.toISOString() };
-  if (unsealKey === undefined) {
-    stored.key = key.toString("base64");
-  } else {
-    const nonce = randomBytes(GCM_NONCE_BYTES);
-    const { ciphertext, tag } = aesGcmEncrypt(unsealKey, nonce, key, sealAad(kekId, version));
-    stored.sealed = Buffer.concat([nonce, ciphertext, tag]).toString("base64");
-  }
-  return stored;
-}
-
-function unsealCheck(unsealKey: Buffer): Buffer {
-  return hmacSha256(unsealKey, UNSEAL_CHECK_LABEL);
-}
-
-/** Writes the file atomically with mode 0600: a temporary file, fsync, then rename over. */
-async function writeKekFile(path: string, body: KekFileV2, exclusive: boolean): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const text = `${JSON.stringify(body, null, 2)}\n`;
-  const target = exclusive ? path : `${path}.${process.pid}.tmp`;
-  const handle = await open(
-    target,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-    0o600,
-  );
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  if (!exclusive) {
-    try {
-      await rename(target, path);
-    } catch (err) {
-      await rm(target, { force: true });
-      throw err;
-    }
-  }
-}
-
-async function readKekFile(path: string): Promise<KekFileV2> {
-  const info = await stat(path);
-  // Like ssh with its private keys: a KEK file that others can read is refused (PCI DSS 3.6.1.3).
-  if ((info.mode & 0o077) !== 0) {
-    throw new KekFileError(`KEK file ${path} must not be readable by group or others (chmod 600)`);
-  }
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
-  } catch {
-    throw new KekFileError(`KEK file ${path} is not valid JSON`);
-  }
-  if (parsed.format === FORMAT_V1) return upgradeV1(path, parsed);
-  if (parsed.format !== FORMAT_V2 || typeof parsed.keks !== "object" || parsed.keks === null) {
-    throw new KekFileError(`KEK file ${path} is not a ${FORMAT_V2} file`);
-  }
-  return parsed as unknown as KekFileV2;
-}
-
-/** A first-release file: its one key becomes the live KEK's version 1, and a test KEK is added. */
-function upgradeV1(path: string, v1: Record<string, unknown>): KekFileV2 {
-  const key = Buffer.from(String(v1.key ?? ""), "base64");
-  if (typeof v1.kek_id !== "string" || key.length !== KEY_BYTES) {
-    throw new KekFileError(`KEK file ${path} is not a ${FORMAT_V1} file with a 256-bit key`);
-  }
-  return {
-    format: FORMAT_V2,
-    seal: null,
-    keks: {
-      live: {
-        kek_id: v1.kek_id,
-        versions: [
-          {
-            version: Number(v1.version ?? 1),
-            created_at: String(v1.created_at ?? new Date(0).toISOString()),
-            key: key.toString("base64"),
-            legacy_aad: true,
-          },
-        ],
-      },
-      test: newStoredKek(undefined, new Date()),
-    },
-  };
-}
+export { KekFileError } from "./kek-file.js";
+export type { RekeyStatus, RekeyVerifyResult } from "./local-kek-state.js";
 
 export interface LocalKeyManagerOptions {
   /** Create the KEK file (unsealed) when it does not exist: the embedded default's first start. */
   readonly create: boolean;
   /** For tests of the unseal lockout. */
   readonly now?: () => number;
+  /** How long to wait for, and when to break, the KEK file's lock. */
+  readonly lock?: FileLockOptions;
 }
 
 /**
@@ -187,38 +66,43 @@ export interface LocalKeyManagerOptions {
  * encrypted under an unseal key that exists nowhere at rest: it is split into N Shamir shares
  * held by custodians, and rebuilt in memory when T of them are submitted (PCI DSS 3.6.1.2 split
  * knowledge; each share is as long as the key, never a half of it).
+ *
+ * Every change to the file (rotation, rekey staging, confirmation or cancellation, the v1
+ * upgrade) runs under the file's lock, starts from the file as it is on disk, builds the new
+ * content apart, and is adopted in memory only once the new file is durable: a KEK version this
+ * process hands out is always on disk (PCI DSS 3.6.1.2, 3.7.2).
  */
 export class LocalKeyManager implements KeyManager {
   readonly kind = "local" as const;
-  private keks = new Map<Environment, { id: string; versions: LiveVersion[] }>();
+  private keks = new Map<Environment, LiveKek>();
   private unsealKey: Buffer | undefined;
+  private view: FileView | undefined;
   private collector: ShareCollector | undefined;
+  private rekeyCollector: ShareCollector | undefined;
 
   private constructor(
     private readonly path: string,
-    private file: KekFileV2,
+    body: KekFileV2,
     private readonly now: () => number,
+    private readonly lock: FileLockOptions,
   ) {
-    this.collector = this.collectorFor(file.seal);
-    if (file.seal === null) this.loadVersions(undefined);
-  }
-
-  private collectorFor(seal: SealConfig | null): ShareCollector | undefined {
-    if (seal === null) return undefined;
-    return new ShareCollector(
-      { setId: seal.set_id, threshold: seal.threshold, shares: seal.shares },
-      (candidate) => this.tryUnseal(candidate),
-      this.now,
-    );
+    this.adopt(body, undefined);
   }
 
   static async open(path: string, options: LocalKeyManagerOptions): Promise<LocalKeyManager> {
     if (options.create) await createIfMissing(path);
-    const file = await readKekFile(path);
-    const manager = new LocalKeyManager(path, file, options.now ?? Date.now);
-    // A v1 file is rewritten as v2 once, so the test KEK it gained is kept.
-    if (file.keks.test !== undefined && (await isV1(path))) await writeKekFile(path, file, false);
-    return manager;
+    const lock = options.lock ?? {};
+    let { body, fromV1 } = await readKekFile(path);
+    if (fromV1) {
+      // A v1 file is rewritten as v2 once, under the lock, so that two processes opening it at
+      // the same time keep one test KEK, the one on disk.
+      body = await withFileLock(path, lock, async (held) => {
+        const again = await readKekFile(path);
+        if (again.fromV1) await replaceKekFile(path, again.body, () => held.assertHeld());
+        return again.body;
+      });
+    }
+    return new LocalKeyManager(path, body, options.now ?? Date.now, lock);
   }
 
   /**
@@ -230,26 +114,21 @@ export class LocalKeyManager implements KeyManager {
     path: string,
     options: { shares: number; threshold: number },
   ): Promise<{ setId: string; shares: string[] }> {
-    const unsealKey = randomBytes(KEY_BYTES);
+    const unsealKey = randomBytes(KEK_BYTES);
     try {
-      const now = new Date();
       const setId = newId("kset");
       // Split first: impossible options throw before a file exists whose shares nobody holds.
       const shares = ShareCollector.split(setId, unsealKey, options);
-      const file: KekFileV2 = {
+      const now = new Date().toISOString();
+      const created = await createKekFile(path, {
         format: FORMAT_V2,
         seal: sealConfig(setId, options, unsealKey),
         keks: { live: newStoredKek(unsealKey, now), test: newStoredKek(unsealKey, now) },
-      };
-      try {
-        await writeKekFile(path, file, true);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-          throw new KekFileError(
-            `a KEK file already exists at ${path}; change custodians with a custodians.rekey ceremony instead`,
-          );
-        }
-        throw err;
+      });
+      if (!created) {
+        throw new KekFileError(
+          `a KEK file already exists at ${path}; change custodians with a custodians.rekey ceremony instead`,
+        );
       }
       return { setId, shares };
     } finally {
@@ -259,7 +138,7 @@ export class LocalKeyManager implements KeyManager {
 
   sealStatus(): SealStatus {
     return (
-      this.collector?.status(this.unsealKey === undefined) ?? {
+      this.collector?.status(this.keks.size === 0) ?? {
         sealed: false,
         threshold: 0,
         shares: 0,
@@ -270,62 +149,103 @@ export class LocalKeyManager implements KeyManager {
 
   /** Adds one custodian's share; unseals when the threshold is reached. See ShareCollector. */
   submitShare(text: string): SealStatus {
-    if (this.collector === undefined || this.unsealKey !== undefined) return this.sealStatus();
-    return this.collector.submit(text);
+    if (this.collector === undefined || this.keks.size > 0) return this.sealStatus();
+    this.collector.submit(text, (candidate) => this.tryUnseal(candidate));
+    return this.sealStatus();
   }
 
   /**
-   * Custodian change (a dual-control ceremony): a new unseal key and a new set of shares; the KEK
-   * versions are re-sealed under it. Also turns an unsealed file into a sealed one.
+   * Custodian change, step 1 (run by a dual-control ceremony, PCI DSS 3.6.1.2, 3.7.6): a new
+   * unseal key and share set are staged beside the current seal, which stays authoritative. The
+   * new key is zeroed here: from now on it exists only as the returned shares, and the switch
+   * happens only when a threshold of them comes back (`submitRekeyShare`). A rekey staged
+   * earlier and not confirmed is replaced. On an unsealed file, the confirmation seals it.
    */
   async rekey(options: {
     shares: number;
     threshold: number;
-  }): Promise<{ setId: string; shares: string[] }> {
+    ceremonyId?: string;
+  }): Promise<{ setId: string; shares: string[]; replacedSetId: string | undefined }> {
     this.requireUnsealed();
-    // Start from the file as it is now: a KEK version another node added must not be dropped.
-    await this.reload();
-    const unsealKey = randomBytes(KEY_BYTES);
-    const setId = newId("kset");
-    // Split first: impossible options must not re-seal the file under a key nobody holds.
-    let shares: string[];
+    const unsealKey = randomBytes(KEK_BYTES);
     try {
-      shares = ShareCollector.split(setId, unsealKey, options);
-    } catch (err) {
-      zeroize(unsealKey);
-      throw err;
-    }
-    const now = new Date();
-    const keks = {} as Record<Environment, StoredKek>;
-    for (const environment of ENVIRONMENTS) {
-      const kek = this.kekFor(environment);
-      keks[environment] = {
-        kek_id: kek.id,
-        versions: kek.versions.map((v) => ({
-          ...storeVersion(kek.id, v.version, v.key, unsealKey, now),
-          created_at: v.createdAt.toISOString(),
-          ...(v.legacyAad ? { legacy_aad: true } : {}),
-        })),
+      const setId = newId("kset");
+      // Split first: impossible options must not stage a seal whose shares nobody holds.
+      const shares = ShareCollector.split(setId, unsealKey, options);
+      const pending: PendingSeal = {
+        ...sealConfig(setId, options, unsealKey),
+        staged_at: new Date().toISOString(),
+        ...(options.ceremonyId === undefined ? {} : { ceremony_id: options.ceremonyId }),
       };
-    }
-    const file: KekFileV2 = {
-      format: FORMAT_V2,
-      seal: sealConfig(setId, options, unsealKey),
-      keks,
-    };
-    try {
-      await writeKekFile(this.path, file, false);
-    } catch (err) {
+      let replacedSetId: string | undefined;
+      await this.mutate(
+        (disk) => {
+          replacedSetId = disk.pending_seal?.set_id;
+          return { body: { ...disk, pending_seal: pending }, unsealKey: this.unsealKey };
+        },
+        () => undefined,
+      );
+      return { setId, shares, replacedSetId };
+    } finally {
       zeroize(unsealKey);
-      throw err;
     }
-    this.file = file;
-    if (this.unsealKey !== undefined) zeroize(this.unsealKey);
-    this.unsealKey = unsealKey;
-    // The status (threshold, shares) and any later unseal follow the new set, not the old one.
-    this.collector?.reset();
-    this.collector = this.collectorFor(file.seal);
-    return { setId, shares };
+  }
+
+  /** The staged rekey, read from the file (another process or node may have staged it). */
+  async rekeyStatus(): Promise<RekeyStatus> {
+    this.requireUnsealed();
+    await this.reload();
+    return this.knownRekey();
+  }
+
+  /**
+   * Custodian change, step 2: one custodian's NEW share. When a threshold of them combines to the
+   * staged key, `beforeCommit` runs (the caller audits), every KEK version is re-sealed under the
+   * new key (the KEK values themselves do not change) and the new set replaces the old one: only
+   * then do the old shares stop working. Refusals and the lockout are those of unsealing.
+   */
+  async submitRekeyShare(
+    text: string,
+    hooks: { beforeCommit?: (setId: string) => Promise<void> } = {},
+  ): Promise<RekeyVerifyResult> {
+    this.requireUnsealed();
+    await this.reload();
+    const pending = this.view?.pending;
+    const collector = this.rekeyCollector;
+    if (pending === undefined || collector === undefined) throw rekeyNotPending();
+    const confirmed = await collector.submitAsync(text, async (candidate) => {
+      if (!opensSeal(pending, candidate)) return false;
+      await hooks.beforeCommit?.(pending.set_id);
+      await this.commitPending(pending.set_id, candidate);
+      return true;
+    });
+    if (!confirmed) return { ...this.knownRekey(), confirmed: false };
+    return {
+      pending: false,
+      setId: pending.set_id,
+      threshold: pending.threshold,
+      shares: pending.shares,
+      progress: 0,
+      stagedAt: pending.staged_at,
+      ceremonyId: pending.ceremony_id,
+      confirmed: true,
+    };
+  }
+
+  /** Drops the staged rekey; its shares never work. The current seal is untouched. */
+  async cancelRekey(): Promise<{ setId: string }> {
+    this.requireUnsealed();
+    let setId = "";
+    await this.mutate(
+      (disk) => {
+        if (disk.pending_seal === undefined) throw rekeyNotPending();
+        setId = disk.pending_seal.set_id;
+        const { pending_seal: _dropped, ...rest } = disk;
+        return { body: rest, unsealKey: this.unsealKey };
+      },
+      () => undefined,
+    );
+    return { setId };
   }
 
   async wrapKey(key: Uint8Array, context: KeyContext): Promise<WrappedKey> {
@@ -375,16 +295,32 @@ export class LocalKeyManager implements KeyManager {
 
   async rotateKek(environment: Environment): Promise<KekDescription> {
     this.requireUnsealed();
-    // Start from the file as it is now, in case another node rotated meanwhile.
-    await this.reload();
-    const stored = this.file.keks[environment];
-    const next = Math.max(...stored.versions.map((v) => v.version)) + 1;
-    stored.versions.push(
-      storeVersion(stored.kek_id, next, randomBytes(KEY_BYTES), this.unsealKey, new Date()),
+    return this.mutate(
+      (disk) => {
+        const stored = disk.keks[environment];
+        const next = Math.max(0, ...stored.versions.map((v) => v.version)) + 1;
+        const fresh = randomBytes(KEK_BYTES);
+        let added: StoredVersion;
+        try {
+          added = storeVersion(
+            stored.kek_id,
+            next,
+            fresh,
+            this.unsealKey,
+            new Date().toISOString(),
+          );
+        } finally {
+          // PCI DSS 3.6.1: the new KEK leaves this buffer once it is sealed (or encoded).
+          zeroize(fresh);
+        }
+        const kek: StoredKek = { kek_id: stored.kek_id, versions: [...stored.versions, added] };
+        return {
+          body: { ...disk, keks: { ...disk.keks, [environment]: kek } },
+          unsealKey: this.unsealKey,
+        };
+      },
+      () => this.describeOne(environment),
     );
-    await writeKekFile(this.path, this.file, false);
-    this.loadVersions(this.unsealKey);
-    return this.describeOne(environment);
   }
 
   describe(): readonly KekDescription[] {
@@ -397,15 +333,16 @@ export class LocalKeyManager implements KeyManager {
   }
 
   async close(): Promise<void> {
-    for (const kek of this.keks.values()) for (const v of kek.versions) zeroize(v.key);
-    this.keks.clear();
+    this.replaceKeks(new Map());
     if (this.unsealKey !== undefined) zeroize(this.unsealKey);
     this.unsealKey = undefined;
     this.collector?.reset();
+    this.rekeyCollector?.reset();
   }
 
   private describeOne(environment: Environment): KekDescription {
-    const stored = this.file.keks[environment];
+    const view = this.fileView();
+    const stored = view.keks[environment];
     const versions = stored.versions.map((v) => ({
       version: v.version,
       createdAt: new Date(v.created_at),
@@ -418,55 +355,189 @@ export class LocalKeyManager implements KeyManager {
       versions,
       algorithm: "AES-256-GCM",
       strengthBits: 256,
-      location: `file:${this.path}${this.file.seal === null ? "" : " (sealed under Shamir shares)"}`,
+      location: `file:${this.path}${view.seal === null ? "" : " (sealed under Shamir shares)"}`,
     };
   }
 
-  /** Called by the share collector with a combined candidate unseal key. */
+  /** The staged rekey as this process last read it from the file (no file access). */
+  knownRekey(): RekeyStatus {
+    const pending = this.fileView().pending;
+    return {
+      pending: pending !== undefined,
+      setId: pending?.set_id,
+      threshold: pending?.threshold ?? 0,
+      shares: pending?.shares ?? 0,
+      progress: pending === undefined ? 0 : (this.rekeyCollector?.progress ?? 0),
+      stagedAt: pending?.staged_at,
+      ceremonyId: pending?.ceremony_id,
+    };
+  }
+
+  /**
+   * Called by the share collector with a combined candidate. The unseal key is kept only once
+   * every KEK version opened: if one does not, the vault stays sealed and the copy is zeroed.
+   */
   private tryUnseal(candidate: Buffer): boolean {
-    const seal = this.file.seal as SealConfig;
-    if (!constantTimeEqual(unsealCheck(candidate), Buffer.from(seal.check, "base64"))) {
-      return false;
+    const seal = this.fileView().seal;
+    if (seal === null || !opensSeal(seal, candidate)) return false;
+    const key = ownedCopy(candidate);
+    let keks: Map<Environment, LiveKek>;
+    try {
+      keks = openKeks(this.fileView(), key, this.path);
+    } catch (err) {
+      zeroize(key);
+      throw err;
     }
-    this.unsealKey = Buffer.from(candidate);
-    this.loadVersions(this.unsealKey);
+    this.replaceKeks(keks);
+    this.unsealKey = key;
     return true;
   }
 
-  private loadVersions(unsealKey: Buffer | undefined): void {
-    const next = new Map<Environment, { id: string; versions: LiveVersion[] }>();
-    for (const environment of ENVIRONMENTS) {
-      const stored = this.file.keks[environment];
-      if (stored === undefined)
-        throw new KekFileError(`KEK file ${this.path} has no ${environment} KEK`);
-      const versions = stored.versions
-        .map((v) => ({
-          version: v.version,
-          createdAt: new Date(v.created_at),
-          key: openVersion(stored.kek_id, v, unsealKey, this.path),
-          legacyAad: v.legacy_aad === true,
-        }))
-        .sort((a, b) => a.version - b.version);
-      next.set(environment, { id: stored.kek_id, versions });
+  /** Re-seals every KEK version on disk under the confirmed new key, and switches the seal. */
+  private async commitPending(setId: string, candidate: Buffer): Promise<void> {
+    const newKey = ownedCopy(candidate);
+    let adopted = false;
+    try {
+      await this.mutate(
+        (disk) => {
+          const pending = disk.pending_seal;
+          if (pending?.set_id !== setId || !opensSeal(pending, newKey)) throw rekeyNotPending();
+          const keks = {} as Record<Environment, StoredKek>;
+          for (const environment of ENVIRONMENTS) {
+            const stored = disk.keks[environment];
+            keks[environment] = {
+              kek_id: stored.kek_id,
+              versions: stored.versions.map((v) =>
+                resealVersion(stored.kek_id, v, this.unsealKey, newKey, this.path),
+              ),
+            };
+          }
+          const seal: SealConfig = {
+            set_id: pending.set_id,
+            shares: pending.shares,
+            threshold: pending.threshold,
+            check: pending.check,
+          };
+          return { body: { format: FORMAT_V2, seal, keks }, unsealKey: newKey };
+        },
+        () => {
+          adopted = true;
+        },
+      );
+    } finally {
+      if (!adopted) zeroize(newKey);
     }
-    for (const kek of this.keks.values()) for (const v of kek.versions) zeroize(v.key);
-    this.keks = next;
+  }
+
+  /**
+   * One change to the file, under its lock: read the file as it is now (a change another process
+   * or node made is kept), build the new content apart from the in-memory state, write it
+   * durably, and only then adopt it. `unsealKey` is the key the new content is sealed under.
+   */
+  private mutate<T>(
+    change: (disk: KekFileV2) => { body: KekFileV2; unsealKey: Buffer | undefined },
+    after: () => T,
+  ): Promise<T> {
+    return withFileLock(this.path, this.lock, async (lock) => {
+      const { body: disk, fromV1 } = await readKekFile(this.path);
+      if (fromV1)
+        throw new KekFileError(`KEK file ${this.path} was replaced by a ${FORMAT_V1} file`);
+      this.assertSameSeal(disk);
+      const next = change(disk);
+      await replaceKekFile(this.path, next.body, () => lock.assertHeld());
+      this.adopt(next.body, next.unsealKey);
+      return after();
+    });
   }
 
   private async reload(): Promise<void> {
-    this.file = await readKekFile(this.path);
-    if (this.file.seal === null || this.unsealKey !== undefined) this.loadVersions(this.unsealKey);
+    await serializeOnPath(this.path, async () => {
+      const { body, fromV1 } = await readKekFile(this.path);
+      if (fromV1)
+        throw new KekFileError(`KEK file ${this.path} was replaced by a ${FORMAT_V1} file`);
+      this.assertSameSeal(body);
+      this.adopt(body, this.unsealKey);
+    });
+  }
+
+  /**
+   * A node that holds the KEKs can only read or change the file while it is sealed under the set
+   * it knows. A rekey confirmed on another node re-sealed it: this node keeps serving with the
+   * KEKs it has, but must be restarted and unsealed with the new shares to change the file.
+   */
+  private assertSameSeal(body: KekFileV2): void {
+    if (this.keks.size === 0) return;
+    const same =
+      body.seal === null
+        ? this.unsealKey === undefined
+        : this.unsealKey !== undefined && opensSeal(body.seal, this.unsealKey);
+    if (!same) {
+      throw new KeyServiceUnavailableError(
+        `KEK file ${this.path} is sealed under a share set this process does not hold; restart it and unseal it with the current shares`,
+      );
+    }
+  }
+
+  /**
+   * Makes `body` the manager's state. The KEKs are opened into a new map first; only if every
+   * version opens is anything replaced (old buffers zeroed). Ownership of `unsealKey` passes to
+   * the manager. Share collectors follow their set: a new set starts from no shares.
+   */
+  private adopt(body: KekFileV2, unsealKey: Buffer | undefined): void {
+    const opened =
+      body.seal === null || unsealKey !== undefined
+        ? openKeks(body, unsealKey, this.path)
+        : undefined;
+    const previous = this.view;
+    this.view = viewOf(body);
+    if (opened !== undefined) this.replaceKeks(opened);
+    if (unsealKey !== this.unsealKey) {
+      if (this.unsealKey !== undefined) zeroize(this.unsealKey);
+      this.unsealKey = unsealKey;
+    }
+    if (previous === undefined || body.seal?.set_id !== previous.seal?.set_id) {
+      this.collector?.reset();
+      this.collector =
+        body.seal === null ? undefined : new ShareCollector(setOf(body.seal), this.now);
+    }
+    const pending = body.pending_seal;
+    if (previous === undefined || pending?.set_id !== previous.pending?.set_id) {
+      this.rekeyCollector?.reset();
+      this.rekeyCollector =
+        pending === undefined ? undefined : new ShareCollector(setOf(pending), this.now);
+    }
+  }
+
+  private replaceKeks(next: Map<Environment, LiveKek>): void {
+    const old = this.keks;
+    this.keks = next;
+    for (const kek of old.values()) for (const v of kek.versions) zeroize(v.key);
+  }
+
+  private fileView(): FileView {
+    return this.view as FileView;
   }
 
   private requireUnsealed(): void {
     if (this.keks.size === 0) throw new VaultSealedError();
   }
 
-  private kekFor(environment: Environment): { id: string; versions: LiveVersion[] } {
+  private kekFor(environment: Environment): LiveKek {
     const kek = this.keks.get(environment);
     if (kek === undefined) throw new VaultSealedError();
     return kek;
   }
+}
+
+function rekeyNotPending(): UnsealError {
+  return new UnsealError(
+    "REKEY_NOT_PENDING",
+    "No custodian rekey is waiting for confirmation (none was staged, or it was confirmed, cancelled or replaced).",
+  );
+}
+
+function setOf(seal: SealConfig): { setId: string; threshold: number; shares: number } {
+  return { setId: seal.set_id, threshold: seal.threshold, shares: seal.shares };
 }
 
 /**
@@ -486,64 +557,27 @@ function aadFor(
     : wrapAad(kekId, kekVersion, context);
 }
 
-function sealConfig(
-  setId: string,
-  options: { shares: number; threshold: number },
-  unsealKey: Buffer,
-): SealConfig {
-  return {
-    set_id: setId,
-    shares: options.shares,
-    threshold: options.threshold,
-    check: unsealCheck(unsealKey).toString("base64"),
-  };
-}
-
-function openVersion(
-  kekId: string,
-  stored: StoredVersion,
-  unsealKey: Buffer | undefined,
-  path: string,
-): Buffer {
-  if (stored.key !== undefined) {
-    const key = Buffer.from(stored.key, "base64");
-    if (key.length === KEY_BYTES) return key;
-  } else if (stored.sealed !== undefined && unsealKey !== undefined) {
-    const blob = Buffer.from(stored.sealed, "base64");
-    try {
-      return aesGcmDecrypt(
-        unsealKey,
-        blob.subarray(0, GCM_NONCE_BYTES),
-        blob.subarray(GCM_NONCE_BYTES, blob.length - GCM_TAG_BYTES),
-        blob.subarray(blob.length - GCM_TAG_BYTES),
-        sealAad(kekId, stored.version),
-      );
-    } catch {
-      // Falls through to the file error: the check value matched, so the file was altered.
-    }
-  }
-  throw new KekFileError(`KEK file ${path}: version ${stored.version} of ${kekId} is unreadable`);
-}
-
-async function isV1(path: string): Promise<boolean> {
-  const text = await readFile(path, "utf8");
-  return text.includes(`"${FORMAT_V1}"`);
-}
-
 /**
- * Creates an unsealed KEK file if none exists: 256 random bits per environment, written with
- * mode 0600 and the exclusive-create flag so two starting processes cannot both write one.
+ * Creates an unsealed KEK file if none exists: 256 random bits per environment, written in full
+ * and linked into place, so two starting processes cannot both create one and neither reads half.
  */
 async function createIfMissing(path: string): Promise<void> {
-  const now = new Date();
-  const body: KekFileV2 = {
+  // No KEK is generated for a file that is already there.
+  if (
+    await stat(path).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return false;
+        throw err;
+      },
+    )
+  ) {
+    return;
+  }
+  const now = new Date().toISOString();
+  await createKekFile(path, {
     format: FORMAT_V2,
     seal: null,
     keks: { live: newStoredKek(undefined, now), test: newStoredKek(undefined, now) },
-  };
-  try {
-    await writeKekFile(path, body, true);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  }
+  });
 }

@@ -16,9 +16,10 @@ export type UnsealErrorCode =
   | "UNSEAL_SHARE_FOREIGN"
   | "UNSEAL_SHARE_DUPLICATE"
   | "UNSEAL_FAILED"
-  | "UNSEAL_LOCKED";
+  | "UNSEAL_LOCKED"
+  | "REKEY_NOT_PENDING";
 
-/** A refused share. The message names what is wrong, never the share. */
+/** A refused share (or a rekey step with nothing to act on). The message never names the share. */
 export class UnsealError extends Error {
   override readonly name = "UnsealError";
   constructor(
@@ -30,9 +31,15 @@ export class UnsealError extends Error {
   }
 }
 
-/** Failed submissions (malformed, foreign, duplicate, wrong combination) before the lockout. */
+/**
+ * Refusals that count toward the lockout before it starts: failed combinations (a threshold of
+ * shares that does not open the seal), wrong checksums and duplicate shares. Malformed and
+ * foreign shares are refused without counting (they cannot be a guess at this set's key).
+ */
 export const UNSEAL_MAX_FAILURES = 5;
 export const UNSEAL_LOCKOUT_MS = 15 * 60_000;
+/** The unseal key is 256 bits, so every share value of a set is exactly 32 bytes. */
+export const UNSEAL_KEY_BYTES = 32;
 
 export interface ShareSet {
   readonly setId: string;
@@ -52,10 +59,15 @@ export function isValidShareSplit(shares: unknown, threshold: unknown): boolean 
 }
 
 /**
- * Collects custodians' unseal shares in memory (never on disk) until the threshold is reached,
- * then combines them and hands the candidate key to `tryUnseal`, which checks it against the
- * stored check value. Every refused share counts toward a lockout: after UNSEAL_MAX_FAILURES
- * failures, submissions are refused for UNSEAL_LOCKOUT_MS (guessing shares is not free).
+ * Collects custodians' shares of one set in memory (never on disk) until the threshold is
+ * reached, then combines them and hands the candidate key to the caller's `open`, which checks
+ * it against the stored check value (PCI DSS 3.6.1.2). Used for unsealing and for confirming a
+ * custodian rekey.
+ *
+ * Lockout: UNSEAL_MAX_FAILURES counted refusals lock submissions for UNSEAL_LOCKOUT_MS (guessing
+ * is not free). A malformed or foreign share is refused without counting and leaves the other
+ * custodians' pending shares in place, so junk cannot undo honest progress; a combination that
+ * fails forgets every pending share (which one was wrong cannot be told).
  */
 export class ShareCollector {
   private readonly pending = new Map<number, Buffer>();
@@ -63,8 +75,7 @@ export class ShareCollector {
   private lockedUntil = 0;
 
   constructor(
-    private readonly set: ShareSet,
-    private readonly tryUnseal: (candidate: Buffer) => boolean,
+    readonly set: ShareSet,
     private readonly now: () => number,
   ) {}
 
@@ -87,6 +98,11 @@ export class ShareCollector {
     });
   }
 
+  /** Distinct valid shares pending in this attempt. */
+  get progress(): number {
+    return this.pending.size;
+  }
+
   status(sealed: boolean): SealStatus {
     return {
       sealed,
@@ -96,7 +112,45 @@ export class ShareCollector {
     };
   }
 
-  submit(text: string): SealStatus {
+  /**
+   * Takes one share. Returns false while the threshold is not reached, true when the combined
+   * key opened (`open` returned true). A combination that does not open is refused with
+   * UNSEAL_FAILED. If `open` throws (the key was right but a later step failed), the error
+   * passes through uncounted and the custodians submit again.
+   */
+  submit(text: string, open: (candidate: Buffer) => boolean): boolean {
+    const candidate = this.collect(text);
+    if (candidate === undefined) return false;
+    let opened: boolean;
+    try {
+      opened = open(candidate);
+    } finally {
+      zeroize(candidate);
+    }
+    return this.settle(opened);
+  }
+
+  /** `submit` with an asynchronous `open` (confirming a rekey writes the KEK file). */
+  async submitAsync(text: string, open: (candidate: Buffer) => Promise<boolean>): Promise<boolean> {
+    const candidate = this.collect(text);
+    if (candidate === undefined) return false;
+    let opened: boolean;
+    try {
+      opened = await open(candidate);
+    } finally {
+      zeroize(candidate);
+    }
+    return this.settle(opened);
+  }
+
+  /** Forgets every pending share (zeroed). */
+  reset(): void {
+    for (const value of this.pending.values()) zeroize(value);
+    this.pending.clear();
+  }
+
+  /** The combined candidate once the threshold is reached (pending shares zeroed and cleared). */
+  private collect(text: string): Buffer | undefined {
     const now = this.now();
     if (now < this.lockedUntil) {
       throw new UnsealError(
@@ -110,13 +164,23 @@ export class ShareCollector {
       share = decodeShare(text);
     } catch (err) {
       if (!(err instanceof ShareFormatError)) throw err;
-      throw this.refuse("UNSEAL_SHARE_INVALID", `The share is malformed: ${err.message}`);
+      const message = `The share is malformed: ${err.message}`;
+      // A well-formed share with a wrong checksum counts: it may be a guess as much as a typo.
+      if (err.reason === "checksum") throw this.refuse("UNSEAL_SHARE_INVALID", message);
+      throw new UnsealError("UNSEAL_SHARE_INVALID", message);
     }
     if (share.kekSetId !== this.set.setId || share.threshold !== this.set.threshold) {
       zeroize(share.value);
-      throw this.refuse(
+      throw new UnsealError(
         "UNSEAL_SHARE_FOREIGN",
-        "The share belongs to another vault or an older set of shares.",
+        "The share belongs to another vault or another set of shares.",
+      );
+    }
+    if (share.value.length !== UNSEAL_KEY_BYTES || share.index > this.set.shares) {
+      zeroize(share.value);
+      throw new UnsealError(
+        "UNSEAL_SHARE_INVALID",
+        `The share is malformed: it is not one of the ${this.set.shares} shares of a ${UNSEAL_KEY_BYTES}-byte key.`,
       );
     }
     if (this.pending.has(share.index)) {
@@ -127,37 +191,30 @@ export class ShareCollector {
       );
     }
     this.pending.set(share.index, share.value);
-    if (this.pending.size < this.set.threshold) return this.status(true);
-    let candidate: Buffer;
+    if (this.pending.size < this.set.threshold) return undefined;
+    const shares = [...this.pending].map(([index, value]) => ({ index, value }));
+    this.pending.clear();
     try {
-      candidate = combineShares([...this.pending].map(([index, value]) => ({ index, value })));
+      return combineShares(shares);
     } catch {
-      // Shares of different lengths cannot come from one split.
       throw this.refuse(
         "UNSEAL_FAILED",
         "The submitted shares do not belong together; start again.",
       );
     } finally {
-      this.reset();
+      for (const { value } of shares) zeroize(value);
     }
-    try {
-      if (this.tryUnseal(candidate)) {
-        this.failures = 0;
-        return this.status(false);
-      }
-    } finally {
-      zeroize(candidate);
-    }
-    throw this.refuse(
-      "UNSEAL_FAILED",
-      "The submitted shares do not reconstruct the unseal key; start again with valid shares.",
-    );
   }
 
-  /** Forgets every pending share (zeroed). */
-  reset(): void {
-    for (const value of this.pending.values()) zeroize(value);
-    this.pending.clear();
+  private settle(opened: boolean): boolean {
+    if (!opened) {
+      throw this.refuse(
+        "UNSEAL_FAILED",
+        "The submitted shares do not reconstruct the unseal key; start again with valid shares.",
+      );
+    }
+    this.failures = 0;
+    return true;
   }
 
   private refuse(code: UnsealErrorCode, message: string): UnsealError {
@@ -165,7 +222,6 @@ export class ShareCollector {
     if (this.failures >= UNSEAL_MAX_FAILURES) {
       this.failures = 0;
       this.lockedUntil = this.now() + UNSEAL_LOCKOUT_MS;
-      this.reset();
     }
     return new UnsealError(code, message);
   }

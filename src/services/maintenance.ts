@@ -1,4 +1,5 @@
 import type { Core } from "../app/core.js";
+import { VaultError } from "../errors/registry.js";
 import { ENVIRONMENTS } from "../keys/key-manager.js";
 
 export interface MaintenanceOptions {
@@ -20,17 +21,25 @@ const ACTOR = "system:maintenance";
  * One pass of the scheduled key and retention work (PCI DSS 3.2.1, 3.7.4, 3.7.5): purge tokens
  * past retention and shred the epoch keys left empty; finish any KEK re-wrap an interrupted
  * rotation left; and (when enabled) move tokens off keys retired by their cryptoperiod. Every
- * step is compare-and-set, so passes on several nodes at once are safe.
+ * step is compare-and-set or holds a cluster-wide lock, so passes on several nodes at once are
+ * safe. A re-wrap another node is running (a KEK rotation) is left to it. `signal` stops a
+ * re-encryption job between batches (it stays running; the next pass finishes it).
  */
 export async function runMaintenance(
   core: Core,
   autoReencrypt: boolean,
+  signal?: AbortSignal,
 ): Promise<MaintenanceReport> {
   const purge = await core.retention.purge(ACTOR);
   let rewrapped = 0;
-  for (const environment of ENVIRONMENTS)
-    rewrapped += await core.lifecycle.rewrap(environment, ACTOR);
-  const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR) : 0;
+  for (const environment of ENVIRONMENTS) {
+    try {
+      rewrapped += await core.lifecycle.rewrap(environment, ACTOR);
+    } catch (err) {
+      if (!(err instanceof VaultError && err.code === "ROTATION_IN_PROGRESS")) throw err;
+    }
+  }
+  const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR, signal) : 0;
   return {
     tokensPurged: purge.tokensPurged,
     keysDestroyed: purge.keysDestroyed.length,
@@ -43,9 +52,11 @@ export async function runMaintenance(
 export function scheduleMaintenance(core: Core, options: MaintenanceOptions): () => Promise<void> {
   if (options.intervalMs === 0) return async () => undefined;
   let running: Promise<unknown> | undefined;
+  // A job may wait for other nodes to stop using retired keys: stopping must not wait for it.
+  const stop = new AbortController();
   const timer = setInterval(() => {
     if (running !== undefined || core.sealStatus().sealed) return;
-    running = runMaintenance(core, options.autoReencrypt)
+    running = runMaintenance(core, options.autoReencrypt, stop.signal)
       .catch(options.onError)
       .finally(() => {
         running = undefined;
@@ -54,6 +65,7 @@ export function scheduleMaintenance(core: Core, options: MaintenanceOptions): ()
   timer.unref();
   return async () => {
     clearInterval(timer);
+    stop.abort();
     await running;
   };
 }

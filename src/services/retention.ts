@@ -102,12 +102,15 @@ export class RetentionService {
     for (const key of await findEmptyEpochKeys(this.db)) {
       const end = epochEnd(key.epoch);
       if (end === null || end.getTime() > now.getTime()) continue;
-      await this.lifecycle.destroyKey(
+      // Found empty a moment ago; destroyKey checks again with the key row locked, so a token
+      // written (or moved) under it since keeps it (PCI DSS 3.7.5: never shredded under data).
+      const { destroyed } = await this.lifecycle.destroyKey(
         key.id,
         actor,
         "retention: epoch over and empty (crypto-shredding)",
+        { retention: true },
       );
-      keysDestroyed.push(key.id);
+      if (destroyed) keysDestroyed.push(key.id);
     }
     await insertPurgeRun(this.db, {
       id: newId("purge"),

@@ -122,7 +122,9 @@ export async function reserveDataKeyUses(
        WHERE id = $1 AND retired_at IS NULL AND destroyed_at IS NULL
          AND max_uses - uses_reserved >= $3::bigint
          AND (encrypt_until IS NULL OR encrypt_until > $4)
-       FOR UPDATE)
+       -- Not FOR UPDATE: token writers hold FOR KEY SHARE on the key (tokens-repo LIVE_KEYS),
+       -- and reserving uses must not wait for them; only a destruction excludes them.
+       FOR NO KEY UPDATE)
      UPDATE data_keys d SET uses_reserved = d.uses_reserved + cur.granted FROM cur
      WHERE d.id = cur.id RETURNING cur.granted::float8 AS granted`,
     [id, block, minimum, now],
@@ -139,22 +141,46 @@ export async function retireDataKey(db: SqlClient, id: string, now: Date): Promi
 }
 
 /**
+ * The first statement of a destruction's transaction: takes the key row FOR UPDATE, so token
+ * writers (which lock it FOR KEY SHARE, tokens-repo LIVE_KEYS) wait for the destruction to end
+ * and writers already holding it are waited for. The caller's next statement (a new READ
+ * COMMITTED snapshot) then sees every token written under the key before the lock was granted.
+ */
+export async function lockDataKeyForDestroy(
+  tx: SqlClient,
+  id: string,
+): Promise<DataKeyRow | undefined> {
+  const { rows } = await tx.query<DataKeyRow>(
+    `SELECT ${SELECT_COLUMNS} FROM data_keys WHERE id = $1 FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
+}
+
+/**
  * Destroys a key: its wrapped material is erased and the row kept as a tombstone, with the audit
- * event in the same statement (PCI DSS 3.7.5). Returns false if it was already destroyed.
+ * event in the same statement (PCI DSS 3.7.5). Run in the transaction of
+ * lockDataKeyForDestroy. Unless `force`, only a key no token is under any more (card data or
+ * fingerprints) is destroyed. Returns false if it was already destroyed or still in use.
  */
 export async function destroyDataKeyAudited(
-  db: SqlClient,
+  tx: SqlClient,
   id: string,
   now: Date,
   event: AuditEventRow,
+  force: boolean,
 ): Promise<boolean> {
-  const { rows } = await db.query(
+  const { rows } = await tx.query(
     `WITH d AS (
-       UPDATE data_keys SET wrapped = NULL, destroyed_at = $2, retired_at = COALESCE(retired_at, $2)
-       WHERE id = $1 AND destroyed_at IS NULL RETURNING id)
+       UPDATE data_keys k SET wrapped = NULL, destroyed_at = $2, retired_at = COALESCE(retired_at, $2)
+       WHERE id = $1 AND destroyed_at IS NULL
+         AND ($13::boolean
+              OR (NOT EXISTS (SELECT 1 FROM tokens t WHERE t.dek_id = k.id)
+                  AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.fingerprint_key_id = k.id)))
+       RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12 FROM d RETURNING id`,
-    [id, now, ...auditParams(event)],
+    [id, now, ...auditParams(event), force],
   );
   return rows.length === 1;
 }
@@ -178,7 +204,8 @@ export async function findDataKeysToRewrap(
 
 /**
  * Replaces DEK wraps after a KEK rotation, each only if the row still holds the wrap that was
- * read (so a concurrent re-wrap or destruction is never overwritten), with one audit event for
+ * read (so a concurrent re-wrap or destruction is never overwritten) and never back to an older
+ * version of the same KEK (a node that has not yet seen a rotation), with one audit event for
  * the batch in the same statement. Returns how many rows changed.
  */
 export async function rewrapDataKeysAudited(
@@ -200,7 +227,7 @@ export async function rewrapDataKeysAudited(
        FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[])
             AS u(id, old_kek_id, old_version, wrapped, kek_id, kek_version)
        WHERE d.id = u.id AND d.kek_id = u.old_kek_id AND d.kek_version = u.old_version
-         AND d.destroyed_at IS NULL
+         AND d.destroyed_at IS NULL AND (u.kek_id <> u.old_kek_id OR u.kek_version > u.old_version)
        RETURNING d.id),
      a AS (
        INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})

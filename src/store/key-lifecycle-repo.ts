@@ -1,7 +1,8 @@
+import { createHash } from "node:crypto";
 import type { AuditEventRow } from "../audit/audit-event.js";
 import type { Environment } from "../keys/key-manager.js";
 import { AUDIT_INSERT_COLUMNS, auditParams } from "./audit-repo.js";
-import type { SqlClient } from "./database.js";
+import type { Database, SqlClient } from "./database.js";
 
 /**
  * SQL of the key lifecycle: re-encryption and re-fingerprinting jobs (PCI DSS 3.6.4, 3.7.4),
@@ -75,10 +76,19 @@ export interface ReencryptUpdate {
   readonly ciphertext: Buffer;
 }
 
+/** What a re-encryption batch did: all of it, or (nothing written) which rows still can move. */
+export type BatchOutcome =
+  | { readonly moved: number; readonly movable?: undefined }
+  | { readonly moved: 0; readonly movable: readonly { tenantId: string; id: string }[] };
+
 /**
- * Moves tokens to new ciphertexts, each only if it is still under the key it was read with
- * (compare-and-set: a crash or a second runner never encrypts a token twice), and advances the
- * job, with the batch's audit event, in one statement. Returns how many tokens moved.
+ * Moves tokens to new ciphertexts and advances the job, with the batch's `key.reencrypt` audit
+ * event, in one statement (PCI DSS 3.6.4, 3.7.4). All or nothing, so the event's count is exact:
+ * the rows are locked first, and only if every one is still under the key it was read with
+ * (compare-and-set: a crash or a second runner never encrypts a token twice) and its new key
+ * still exists (locked against a destruction as tokens-repo LIVE_KEYS does) are they written.
+ * Otherwise nothing is written and the rows that can still move are returned, for the caller to
+ * retry with an event that counts just those.
  */
 export async function applyReencryption(
   db: SqlClient,
@@ -86,20 +96,33 @@ export async function applyReencryption(
   updates: readonly ReencryptUpdate[],
   now: Date,
   event: AuditEventRow,
-): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `WITH up AS (
+): Promise<BatchOutcome> {
+  const { rows } = await db.query<{ n: number; ok: boolean; tenants: string[]; ids: string[] }>(
+    `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+         AS u(tenant_id, id, old_dek_id, dek_id, ciphertext)),
+     live AS (SELECT k.id FROM data_keys k WHERE k.id = ANY($4::text[]) AND k.destroyed_at IS NULL
+              FOR KEY SHARE),
+     cand AS (
+       SELECT t.tenant_id, t.id FROM tokens t
+         JOIN u ON t.tenant_id = u.tenant_id AND t.id = u.id AND t.dek_id = u.old_dek_id
+        WHERE u.dek_id IN (SELECT id FROM live)
+        ORDER BY t.tenant_id, t.id
+        FOR UPDATE OF t),
+     whole AS (SELECT count(*) = cardinality($2::text[]) AS ok FROM cand),
+     up AS (
        UPDATE tokens t SET dek_id = u.dek_id, ciphertext = decode(u.ciphertext, 'base64')
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-              AS u(tenant_id, id, old_dek_id, dek_id, ciphertext)
-        WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.dek_id = u.old_dek_id
+         FROM u, whole
+        WHERE whole.ok AND t.tenant_id = u.tenant_id AND t.id = u.id AND t.dek_id = u.old_dek_id
         RETURNING t.id),
      j AS (UPDATE key_rotation_jobs SET done = done + (SELECT count(*) FROM up), updated_at = $7
-            WHERE id = $6 RETURNING id),
+            WHERE id = $6 AND EXISTS (SELECT 1 FROM up) RETURNING id),
      a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
            SELECT $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17 WHERE EXISTS (SELECT 1 FROM up)
            RETURNING id)
-     SELECT (SELECT count(*) FROM up)::int AS n, (SELECT count(*) FROM j)::int AS j, (SELECT count(*) FROM a)::int AS a`,
+     SELECT (SELECT count(*) FROM up)::int AS n, (SELECT ok FROM whole) AS ok,
+            (SELECT count(*) FROM j)::int AS j, (SELECT count(*) FROM a)::int AS a,
+            ARRAY(SELECT tenant_id FROM cand) AS tenants, ARRAY(SELECT id FROM cand) AS ids`,
     [
       updates.map((u) => u.tenantId),
       updates.map((u) => u.id),
@@ -111,7 +134,12 @@ export async function applyReencryption(
       ...auditParams(event),
     ],
   );
-  return rows[0]?.n ?? 0;
+  const row = rows[0];
+  if (row === undefined || row.ok) return { moved: row?.n ?? 0 };
+  return {
+    moved: 0,
+    movable: row.ids.map((id, i) => ({ tenantId: row.tenants[i] as string, id })),
+  };
 }
 
 export interface RefingerprintUpdate {
@@ -123,27 +151,81 @@ export interface RefingerprintUpdate {
   readonly dedupeKey: string | null;
 }
 
-/** Like applyReencryption, for fingerprints and dedupe keys under a new fingerprint key. */
-export async function applyRefingerprint(
-  db: SqlClient,
-  jobId: string,
+/**
+ * Re-fingerprinting a batch (a fingerprint-key rotation) is one transaction of these four
+ * statements, so its audit event can count what was done. First: locks the rows still under the
+ * key they were read with (compare-and-set, as applyReencryption), in a fixed order.
+ */
+export async function lockRefingerprintRows(
+  tx: SqlClient,
   updates: readonly RefingerprintUpdate[],
-  now: Date,
-  event: AuditEventRow,
+): Promise<{ tenant_id: string; id: string }[]> {
+  const { rows } = await tx.query<{ tenant_id: string; id: string }>(
+    `SELECT t.tenant_id, t.id FROM tokens t
+       JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(tenant_id, id, old_key_id)
+         ON t.tenant_id = u.tenant_id AND t.id = u.id AND t.fingerprint_key_id = u.old_key_id
+      ORDER BY t.tenant_id, t.id
+      FOR UPDATE OF t`,
+    [updates.map((u) => u.tenantId), updates.map((u) => u.id), updates.map((u) => u.oldKeyId)],
+  );
+  return rows;
+}
+
+/**
+ * Second: a re-fingerprinted token may get the dedupe key another token of the same card already
+ * holds (one tokenized again during the rotation, under the new key: the unique index
+ * tokens_dedupe would refuse the batch forever). The older token keeps the dedupe key: a newer
+ * holder's is cleared here (it no longer deduplicates; its card data is untouched). Returns how
+ * many were cleared.
+ */
+export async function clearNewerDedupeHolders(
+  tx: SqlClient,
+  updates: readonly RefingerprintUpdate[],
 ): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `WITH up AS (
-       UPDATE tokens t SET fingerprint_key_id = u.key_id, fingerprint = u.fingerprint, dedupe_key = u.dedupe_key
+  const { rows } = await tx.query<{ n: number }>(
+    `WITH b AS (
+       SELECT DISTINCT ON (u.tenant_id, u.dedupe_key) u.tenant_id, u.dedupe_key, t.created_at, t.id
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS u(tenant_id, id, dedupe_key)
+         JOIN tokens t ON t.tenant_id = u.tenant_id AND t.id = u.id
+        WHERE u.dedupe_key IS NOT NULL
+        ORDER BY u.tenant_id, u.dedupe_key, t.created_at, t.id),
+     c AS (
+       UPDATE tokens h SET dedupe_key = NULL FROM b
+        WHERE h.tenant_id = b.tenant_id AND h.dedupe_key = b.dedupe_key
+          AND (h.created_at, h.id) > (b.created_at, b.id)
+        RETURNING h.id)
+     SELECT count(*)::int AS n FROM c`,
+    [updates.map((u) => u.tenantId), updates.map((u) => u.id), updates.map((u) => u.dedupeKey)],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Third: the new fingerprints and dedupe keys. A dedupe key an older token still holds (or an
+ * older token of the same batch gets) is not taken: that token's dedupe key is cleared instead.
+ * Returns how many tokens moved and how many of them lost their dedupe key.
+ */
+export async function updateFingerprints(
+  tx: SqlClient,
+  updates: readonly RefingerprintUpdate[],
+): Promise<{ moved: number; cleared: number }> {
+  const { rows } = await tx.query<{ moved: number; cleared: number }>(
+    `WITH r AS (
+       SELECT u.*, row_number() OVER (PARTITION BY u.tenant_id, u.dedupe_key
+                                      ORDER BY t.created_at, t.id) AS rn
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
               AS u(tenant_id, id, old_key_id, key_id, fingerprint, dedupe_key)
-        WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.fingerprint_key_id = u.old_key_id
-        RETURNING t.id),
-     j AS (UPDATE key_rotation_jobs SET done = done + (SELECT count(*) FROM up), updated_at = $8
-            WHERE id = $7 RETURNING id),
-     a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
-           SELECT $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18 WHERE EXISTS (SELECT 1 FROM up)
-           RETURNING id)
-     SELECT (SELECT count(*) FROM up)::int AS n, (SELECT count(*) FROM j)::int AS j, (SELECT count(*) FROM a)::int AS a`,
+         JOIN tokens t ON t.tenant_id = u.tenant_id AND t.id = u.id),
+     up AS (
+       UPDATE tokens t SET fingerprint_key_id = r.key_id, fingerprint = r.fingerprint,
+              dedupe_key = CASE
+                WHEN r.dedupe_key IS NOT NULL AND r.rn = 1 AND NOT EXISTS (
+                  SELECT 1 FROM tokens h WHERE h.tenant_id = r.tenant_id AND h.dedupe_key = r.dedupe_key)
+                THEN r.dedupe_key END
+         FROM r
+        WHERE t.tenant_id = r.tenant_id AND t.id = r.id AND t.fingerprint_key_id = r.old_key_id
+        RETURNING t.dedupe_key IS NULL AND r.dedupe_key IS NOT NULL AS cleared)
+     SELECT count(*)::int AS moved, (count(*) FILTER (WHERE cleared))::int AS cleared FROM up`,
     [
       updates.map((u) => u.tenantId),
       updates.map((u) => u.id),
@@ -151,12 +233,28 @@ export async function applyRefingerprint(
       updates.map((u) => u.keyId),
       updates.map((u) => u.fingerprint),
       updates.map((u) => u.dedupeKey),
-      jobId,
-      now,
-      ...auditParams(event),
     ],
   );
-  return rows[0]?.n ?? 0;
+  return { moved: rows[0]?.moved ?? 0, cleared: rows[0]?.cleared ?? 0 };
+}
+
+/** Fourth: the job's progress and the batch's audit event (built with the exact counts). */
+export async function advanceJobAudited(
+  tx: SqlClient,
+  jobId: string,
+  counts: { moved: number; dedupeCleared: number },
+  now: Date,
+  event: AuditEventRow,
+): Promise<void> {
+  await tx.query(
+    `WITH j AS (
+       UPDATE key_rotation_jobs SET done = done + $2::bigint, dedupe_cleared = dedupe_cleared + $3::bigint,
+              updated_at = $4
+        WHERE id = $1 RETURNING id)
+     INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
+     SELECT $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14 FROM j`,
+    [jobId, counts.moved, counts.dedupeCleared, now, ...auditParams(event)],
+  );
 }
 
 export interface RotationJobRow {
@@ -167,6 +265,8 @@ export interface RotationJobRow {
   readonly total: number;
   readonly done: number;
   readonly failed: number;
+  /** Re-fingerprinted tokens whose dedupe key an older token of the same card kept (or took). */
+  readonly dedupe_cleared: number;
   readonly started_by: string;
   readonly started_at: Date;
   readonly updated_at: Date;
@@ -174,7 +274,7 @@ export interface RotationJobRow {
 }
 
 const JOB_COLUMNS =
-  "id, purpose, tenant_id, state, total::float8 AS total, done::float8 AS done, failed::float8 AS failed, started_by, started_at, updated_at, finished_at";
+  "id, purpose, tenant_id, state, total::float8 AS total, done::float8 AS done, failed::float8 AS failed, dedupe_cleared::float8 AS dedupe_cleared, started_by, started_at, updated_at, finished_at";
 
 export async function insertRotationJob(db: SqlClient, job: RotationJobRow): Promise<void> {
   await db.query(
@@ -226,6 +326,10 @@ export async function listJobs(db: SqlClient, limit: number): Promise<RotationJo
   return rows;
 }
 
+/**
+ * Marks a job done (once: a second runner finishing too changes nothing). Tokens that appeared
+ * under a retired key while the job ran were moved too, so the total is at least what was done.
+ */
 export async function finishJob(
   db: SqlClient,
   id: string,
@@ -233,9 +337,30 @@ export async function finishJob(
   failed: number,
 ): Promise<void> {
   await db.query(
-    "UPDATE key_rotation_jobs SET state = 'done', finished_at = $2, updated_at = $2, failed = $3 WHERE id = $1",
+    `UPDATE key_rotation_jobs SET state = 'done', finished_at = $2, updated_at = $2, failed = $3,
+            total = GREATEST(total, done)
+      WHERE id = $1 AND state = 'running'`,
     [id, now, failed],
   );
+}
+
+/**
+ * When the most recent key of the job's purpose and scope was retired. Until every node has
+ * re-read its current key after that (KeyRing's ACTIVE_RECHECK_MS), new tokens may still appear
+ * under it.
+ */
+export async function latestRetirement(
+  db: SqlClient,
+  purpose: JobPurpose,
+  tenantId: string | null,
+): Promise<Date | undefined> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    `SELECT max(retired_at) AS at FROM data_keys
+      WHERE purpose = $1 AND retired_at IS NOT NULL AND destroyed_at IS NULL AND owner <> 'system'
+        AND ($2::text IS NULL OR owner = $2)`,
+    [purpose, tenantId],
+  );
+  return rows[0]?.at ?? undefined;
 }
 
 /** The most recent finished job of this purpose and scope. */
@@ -366,7 +491,7 @@ export async function persistentCounts(
 export interface CeremonyRow {
   readonly id: string;
   readonly action: "kek.rotate" | "dek.destroy" | "custodians.rekey";
-  readonly params: Record<string, string | number>;
+  readonly params: Record<string, string | number | boolean>;
   readonly state: "pending" | "executed" | "rejected" | "failed";
   readonly proposed_by: string;
   readonly proposed_at: Date;
@@ -442,4 +567,49 @@ export async function decideCeremonyAudited(
     [id, state, decidedBy, now, ...auditParams(event)],
   );
   return rows.length === 1;
+}
+
+/** Namespace of the vault's advisory locks ("pvkl"), the first key of pg_try_advisory_xact_lock. */
+const LOCK_NAMESPACE = 0x70766b6c;
+/** Locks this process holds, per store: PGlite is one process, so this is all it needs. */
+const heldLocks = new WeakMap<Database, Set<string>>();
+
+export type Exclusive<T> =
+  | { readonly acquired: true; readonly value: T }
+  | { readonly acquired: false };
+
+/**
+ * Runs `work` as the only holder of the lock `name` across every node on this store, or returns
+ * `{ acquired: false }` at once when another holds it (no waiting: the caller reports a 409).
+ * On PostgreSQL the lock is a transaction-level advisory lock held on one pooled connection
+ * while `work` runs on the others (it needs a pool of at least two), and released when that
+ * transaction ends, also if the process dies. PGlite is opened by one process only (the data
+ * directory lock), so the in-process set is the lock there.
+ */
+export async function withExclusiveLock<T>(
+  db: Database,
+  name: string,
+  work: () => Promise<T>,
+): Promise<Exclusive<T>> {
+  let held = heldLocks.get(db);
+  if (held === undefined) {
+    held = new Set();
+    heldLocks.set(db, held);
+  }
+  if (held.has(name)) return { acquired: false };
+  held.add(name);
+  try {
+    if (db.kind !== "postgres") return { acquired: true, value: await work() };
+    const key = createHash("sha256").update(name).digest().readInt32BE(0);
+    return await db.transaction(async (tx): Promise<Exclusive<T>> => {
+      const { rows } = await tx.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_xact_lock($1::int, $2::int) AS ok",
+        [LOCK_NAMESPACE, key],
+      );
+      if (rows[0]?.ok !== true) return { acquired: false };
+      return { acquired: true, value: await work() };
+    });
+  } finally {
+    held.delete(name);
+  }
 }

@@ -40,10 +40,21 @@ const TOKEN_COLUMNS =
   "tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id, ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id";
 
 /**
- * Card data is only ever sealed under a key that still exists: a DEK destroyed by another node or
- * the CLI (a `dek.destroy` ceremony) refuses the insert even while this node still caches it.
+ * Card data is only ever sealed under a key that still exists (PCI DSS 3.7.5): a DEK destroyed by
+ * another node or the CLI (a `dek.destroy` ceremony, or retention) refuses the write even while
+ * this node still caches it. The check locks the key row in the writing statement itself, so it
+ * cannot be overtaken by a destruction:
+ * - a destruction takes the row FOR UPDATE first (destroyDataKey… in data-keys-repo.ts): the
+ *   writer waits for it to end, then re-reads the row (READ COMMITTED re-check) and, the key
+ *   being destroyed, writes nothing;
+ * - a writer that locked first makes the destruction wait for its commit, and the destruction's
+ *   next statement then sees the new token under the key.
+ * FOR KEY SHARE is the lock the tokens → data_keys foreign key takes anyway, so this adds no new
+ * lock to the hot path, and it does not conflict with the use-counter and retirement updates
+ * (FOR NO KEY UPDATE); only the destruction's FOR UPDATE excludes it. `$IDS` is a text[].
  */
-const LIVE_KEY = "EXISTS (SELECT 1 FROM data_keys k WHERE k.id = $DEK AND k.destroyed_at IS NULL)";
+const LIVE_KEYS =
+  "live AS (SELECT k.id FROM data_keys k WHERE k.id = ANY($IDS) AND k.destroyed_at IS NULL FOR KEY SHARE)";
 
 /** The scope's conditions on `tokens`, with its three parameters starting at $n. */
 function inScope(n: number): string {
@@ -91,12 +102,13 @@ export async function insertTokenAudited(
   audit: AuditEventRow,
 ): Promise<boolean> {
   const { rows } = await db.query(
-    `WITH ins AS (
+    `WITH ${LIVE_KEYS.replace("$IDS", "ARRAY[$11::text]")},
+     ins AS (
        INSERT INTO tokens (${TOKEN_COLUMNS})
        SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::smallint, $8::smallint,
               $9::text, $10::text, $11::text, $12::bytea, $13::jsonb, $14::timestamptz,
               $15::timestamptz, $16::text, $17::boolean, $18::text
-        WHERE ${LIVE_KEY.replace("$DEK", "$11::text")}
+         FROM live
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) SELECT ${AUDIT_VALUES} FROM ins RETURNING id`,
     [...tokenParams(row), ...auditParams(audit)],
@@ -177,7 +189,8 @@ export async function insertTokensAudited(
   const col = <K extends keyof TokenRow>(k: K) => rows.map((r) => r[k]);
   const acol = <K extends keyof AuditEventRow>(k: K) => audits.map((a) => a[k]);
   const result = await db.query<{ object_id: string }>(
-    `WITH ins AS (
+    `WITH ${LIVE_KEYS.replace("$IDS", "$11::text[]")},
+     ins AS (
        INSERT INTO tokens (${TOKEN_COLUMNS})
        SELECT t.tenant_id, t.id, t.format, t.brand, t.bin, t.last4, t.exp_month, t.exp_year, t.fingerprint,
               t.dedupe_key, t.dek_id, decode(t.ciphertext, 'base64'), t.metadata::jsonb, t.created_at, t.expires_at,
@@ -187,7 +200,7 @@ export async function insertTokensAudited(
                      $14::timestamptz[], $15::timestamptz[], $26::text[], $27::boolean[], $28::text[])
            AS t(tenant_id, id, format, brand, bin, last4, exp_month, exp_year, fingerprint, dedupe_key, dek_id,
                 ciphertext, metadata, created_at, expires_at, environment, persistent, fingerprint_key_id)
-        WHERE ${LIVE_KEY.replace("$DEK", "t.dek_id")}
+        WHERE t.dek_id IN (SELECT id FROM live)
        ON CONFLICT DO NOTHING RETURNING id)
      INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
      SELECT e.id, e.occurred_at, e.tenant_id, e.actor, e.action, e.object_id, e.outcome, e.details::jsonb,
@@ -251,8 +264,9 @@ export async function deleteExpiredToken(
  * Extends a token's retention when the same card is tokenized again for longer (or as a stored
  * credential): the new retention end, and the card re-encrypted under the key of the new expiry
  * epoch, with the `token.deduplicate` event, in one statement. Compare-and-set: only if the row
- * is still under `oldDekId` and still ends sooner than asked. Returns the updated row, or
- * undefined when another request changed it first.
+ * is still under `oldDekId` and still ends sooner than asked, and only if the new key still
+ * exists (locked as LIVE_KEYS says). Returns the updated row, or undefined when another request
+ * changed it first or the new key was destroyed.
  */
 export async function extendTokenRetention(
   db: SqlClient,
@@ -267,10 +281,12 @@ export async function extendTokenRetention(
   audit: AuditEventRow,
 ): Promise<TokenRow | undefined> {
   const { rows } = await db.query<TokenRow>(
-    `WITH up AS (
+    `WITH ${LIVE_KEYS.replace("$IDS", "ARRAY[$4::text]")},
+     up AS (
        UPDATE tokens SET expires_at = $3::timestamptz, persistent = ($3::timestamptz IS NULL), dek_id = $4, ciphertext = $5
         WHERE tenant_id = $1 AND id = $2 AND dek_id = $6 AND NOT persistent
           AND ($3::timestamptz IS NULL OR expires_at < $3::timestamptz)
+          AND $4::text IN (SELECT id FROM live)
         RETURNING ${TOKEN_COLUMNS}),
      a AS (INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS})
            SELECT $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16 FROM up RETURNING id)
@@ -286,4 +302,18 @@ export async function extendTokenRetention(
     ],
   );
   return rows[0];
+}
+
+/**
+ * How many tokens a key still protects: card data under it (`dek_id`) or fingerprints and dedupe
+ * keys made with it (`fingerprint_key_id`), expired or not. Run after the key row is locked FOR
+ * UPDATE, in a statement of its own, so its snapshot includes every writer that got there first.
+ */
+export async function countTokensUnderKey(db: SqlClient, keyId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT ((SELECT count(*) FROM tokens WHERE dek_id = $1)
+           + (SELECT count(*) FROM tokens WHERE fingerprint_key_id = $1))::float8 AS n`,
+    [keyId],
+  );
+  return rows[0]?.n ?? 0;
 }

@@ -239,11 +239,11 @@ const TOKENIZE_CASES: readonly BadInput[] = [
     pans: [PAN],
   },
   {
-    // Tokenization takes no CVC (sensitive authentication data is never stored, PCI DSS 3.3.1.2).
-    name: "a CVC sent for tokenization",
-    payload: { card: cardOf(PAN, { cvc: "123" }) },
+    // A CVC is held in the ephemeral store, never stored: one of the wrong length is refused.
+    name: "a CVC of the wrong length",
+    payload: { card: cardOf(PAN, { cvc: "12345" }) },
     code: "VALIDATION_FAILED",
-    fields: [["card.cvc", "UNKNOWN_FIELD"]],
+    fields: [["card.cvc", "CVC_INVALID"]],
     pans: [PAN],
   },
   {

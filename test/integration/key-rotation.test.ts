@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kekOf } from "../../src/keys/key-manager.js";
 import { KeyRing } from "../../src/keys/key-ring.js";
 import { verifyAuditChain } from "../../src/services/audit/audit-verify.js";
-import type { Clock } from "../../src/services/clock.js";
-import type { JobProgress } from "../../src/services/keys/key-lifecycle.js";
+import type { JobProgress, LifecycleClock } from "../../src/services/keys/key-lifecycle.js";
 import { runMaintenance } from "../../src/services/maintenance.js";
 import {
   auditRows,
@@ -23,14 +22,33 @@ const ACTOR = "test:rotation";
 const TOKEN_SCOPES = ["tokens:write", "tokens:read", "tokens:reveal"] as const;
 const NUMBERS = Object.values(CARDS);
 
-/** A clock the test moves by hand. */
-class ManualClock implements Clock {
+/** A clock the test moves by hand; the lifecycle's waits move it on instead of sleeping. */
+class ManualClock implements LifecycleClock {
   constructor(private ms: number) {}
   now(): Date {
     return new Date(this.ms);
   }
   advance(ms: number): void {
     this.ms += ms;
+  }
+  async sleep(ms: number): Promise<void> {
+    this.advance(ms);
+  }
+}
+
+/**
+ * Wall-clock time, except that the lifecycle's waits (RETIREMENT_SETTLE_MS after a rotation)
+ * move it on at once instead of sleeping.
+ */
+class SkippingClock implements LifecycleClock {
+  private offset = 0;
+  readonly waits: number[] = [];
+  now(): Date {
+    return new Date(Date.now() + this.offset);
+  }
+  async sleep(ms: number): Promise<void> {
+    this.waits.push(ms);
+    this.offset += ms;
   }
 }
 
@@ -140,7 +158,7 @@ for (const driver of DRIVERS) {
     let vault: TestVault;
 
     beforeAll(async () => {
-      vault = await startTestVault(driver);
+      vault = await startTestVault(driver, { clock: new SkippingClock() });
     });
     afterAll(async () => vault?.close());
 

@@ -1,7 +1,20 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openCore } from "../../src/app/core.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -9,11 +22,13 @@ import { aesGcmDecrypt, aesGcmEncrypt } from "../../src/crypto/aes-gcm.js";
 import { DecryptionError } from "../../src/crypto/decryption-error.js";
 import { hmacSha256 } from "../../src/crypto/hmac.js";
 import { combineShares } from "../../src/crypto/shamir.js";
+import { FileLockLostError, FileLockTimeoutError, withFileLock } from "../../src/keys/file-lock.js";
 import type { Environment, KeyContext, WrappedKey } from "../../src/keys/key-manager.js";
 import { kekOf } from "../../src/keys/key-manager.js";
 import { KekFileError, LocalKeyManager } from "../../src/keys/local-key-manager.js";
 import { decodeShare } from "../../src/keys/unseal-share.js";
 import { legacyWrapAad, wrapAad } from "../../src/keys/wrap-aad.js";
+import { REPO_ROOT } from "../support/cli-runner.js";
 import { DRIVERS } from "../support/databases.js";
 import { keyManagerContract } from "../support/key-manager-contract.js";
 
@@ -466,4 +481,236 @@ describe("local KeyManager", () => {
       }
     });
   }
+});
+
+// --- Changes to the KEK file under concurrency (PCI DSS 3.6.1.2, 3.7.2) --------------------
+
+interface Rotated {
+  readonly version: number;
+  readonly dek: Buffer;
+  readonly context: KeyContext;
+  readonly wrapped: WrappedKey;
+}
+
+async function rotateAndWrap(manager: LocalKeyManager, label: string): Promise<Rotated> {
+  const { currentVersion } = await manager.rotateKek("live");
+  const dek = randomBytes(32);
+  const context = { ...CONTEXT, dekId: `dek_${label}` };
+  return { version: currentVersion, dek, context, wrapped: await manager.wrapKey(dek, context) };
+}
+
+/** test/support/kek-rotator.ts in its own process: `count` rotations from `startAt` on. */
+function rotateInChild(path: string, count: number, label: string, startAt: number) {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "test/support/kek-rotator.ts", path, String(count), label, String(startAt)],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => {
+    stdout += c.toString("utf8");
+  });
+  child.stderr.on("data", (c: Buffer) => {
+    stderr += c.toString("utf8");
+  });
+  return new Promise<Rotated[]>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (code !== 0) {
+        reject(new Error(`rotator ${label} exited with ${code}: ${stderr}`));
+        return;
+      }
+      resolve(
+        stdout
+          .trim()
+          .split("\n")
+          .map((line) => {
+            const r = JSON.parse(line) as {
+              version: number;
+              dekId: string;
+              dek: string;
+              kekId: string;
+              kekVersion: number;
+              ciphertext: string;
+            };
+            return {
+              version: r.version,
+              dek: Buffer.from(r.dek, "hex"),
+              context: { ...CONTEXT, dekId: r.dekId, owner: "ten_locking" },
+              wrapped: {
+                kekId: r.kekId,
+                kekVersion: r.kekVersion,
+                ciphertext: Buffer.from(r.ciphertext, "base64"),
+              },
+            };
+          }),
+      );
+    });
+  });
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+describe("local KEK file under concurrent changes", () => {
+  let dir: string;
+  const managers: LocalKeyManager[] = [];
+  const open = async (
+    path: string,
+    create = true,
+    lock?: { timeoutMs: number; staleMs: number },
+  ) => {
+    const manager = await LocalKeyManager.open(path, { create, ...(lock ? { lock } : {}) });
+    managers.push(manager);
+    return manager;
+  };
+  const closeAll = async () => {
+    for (const manager of managers.splice(0)) await manager.close();
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "payvault-kek-lock-"));
+  });
+  afterEach(async () => {
+    await closeAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("16 concurrent rotations on two managers in one process: every version any call returned is on disk, once, and unwraps its DEKs after a restart", async () => {
+    const path = join(dir, "kek.json");
+    const first = await open(path);
+    const second = await open(path, false);
+    const results = await Promise.all(
+      range(0, 15).map((i) => rotateAndWrap(i % 2 === 0 ? first : second, `inproc_${i}`)),
+    );
+    expect(results.map((r) => r.version).sort((a, b) => a - b)).toEqual(range(2, 17));
+    expect((await readJson(path)).keks.live.versions.map((v) => v.version)).toEqual(range(1, 17));
+    expect((await readJson(path)).keks.test.versions).toHaveLength(1);
+    await closeAll();
+
+    const restarted = await open(path, false);
+    expect(kekOf(restarted, "live").currentVersion).toBe(17);
+    for (const r of results) expect(await restarted.unwrapKey(r.wrapped, r.context)).toEqual(r.dek);
+    // No temporary file and no lock are left behind.
+    expect(await readdir(dir)).toEqual(["kek.json"]);
+  });
+
+  it("rotations from two other processes and this one at the same moment: the file lock keeps every one of them", async () => {
+    const path = join(dir, "kek.json");
+    const here = await open(path);
+    const startAt = Date.now() + 4_000;
+    const children = [
+      rotateInChild(path, 6, "proc_a", startAt),
+      rotateInChild(path, 6, "proc_b", startAt),
+    ];
+    await sleep(Math.max(0, startAt - Date.now()));
+    const mine: Rotated[] = [];
+    for (let i = 0; i < 6; i++) mine.push(await rotateAndWrap(here, `proc_main_${i}`));
+    const all = [...mine, ...(await Promise.all(children)).flat()];
+    expect(all).toHaveLength(18);
+    expect(all.map((r) => r.version).sort((a, b) => a - b)).toEqual(range(2, 19));
+    expect((await readJson(path)).keks.live.versions.map((v) => v.version)).toEqual(range(1, 19));
+    await closeAll();
+
+    const restarted = await open(path, false);
+    for (const r of all) expect(await restarted.unwrapKey(r.wrapped, r.context)).toEqual(r.dek);
+    expect(await readdir(dir)).toEqual(["kek.json"]);
+  }, 120_000);
+
+  it("a v1 file opened by several managers at once is upgraded once: all of them use the test KEK on disk", async () => {
+    const path = join(dir, "kek.json");
+    const v1 = {
+      format: "payvault-kek/v1",
+      kek_id: "kek_concurrentupgrade",
+      version: 1,
+      created_at: "2026-01-02T03:04:05.000Z",
+      key: randomBytes(32).toString("base64"),
+    };
+    await writeFile(path, JSON.stringify(v1), { mode: 0o600 });
+    const opened = await Promise.all(range(1, 4).map(() => open(path, false)));
+    const onDisk = (await readJson(path)).keks.test.kek_id;
+    expect(opened.map((m) => kekOf(m, "test").kekId)).toEqual(range(1, 4).map(() => onDisk));
+    const dek = randomBytes(32);
+    const testContext = { ...CONTEXT, environment: "test" as const };
+    const wrapped = await (opened[3] as LocalKeyManager).wrapKey(dek, testContext);
+    await closeAll();
+    expect(await (await open(path, false)).unwrapKey(wrapped, testContext)).toEqual(dek);
+  });
+
+  it("a lock left by a dead process on this host is broken at once; a live one makes a rotation wait and then give up, changing nothing", async () => {
+    const path = join(dir, "kek.json");
+    const manager = await open(path, true, { timeoutMs: 400, staleMs: 60_000 });
+    const dead = spawn(process.execPath, ["-e", ""]);
+    const deadPid = dead.pid as number;
+    await new Promise((resolve) => dead.once("close", resolve));
+    await writeFile(
+      `${path}.lock`,
+      JSON.stringify({ host: hostname(), pid: deadPid, nonce: "crashed" }),
+    );
+    expect((await manager.rotateKek("live")).currentVersion).toBe(2);
+    await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: "ENOENT" });
+
+    // A live holder (this process, fresh lock): the rotation waits, then fails; nothing changed.
+    await writeFile(
+      `${path}.lock`,
+      JSON.stringify({ host: hostname(), pid: process.pid, nonce: "busy" }),
+    );
+    const before = await readFile(path, "utf8");
+    await expect(manager.rotateKek("live")).rejects.toBeInstanceOf(FileLockTimeoutError);
+    expect(await readFile(path, "utf8")).toBe(before);
+    expect(kekOf(manager, "live").currentVersion).toBe(2);
+    // The other holder's lock is not ours to remove.
+    expect(JSON.parse(await readFile(`${path}.lock`, "utf8"))).toMatchObject({ nonce: "busy" });
+  });
+
+  it("a lock from another host that has not been touched for the stale time is broken", async () => {
+    const path = join(dir, "kek.json");
+    const manager = await open(path, true, { timeoutMs: 5_000, staleMs: 1_000 });
+    await writeFile(
+      `${path}.lock`,
+      JSON.stringify({ host: "another-node.invalid", pid: 4242, nonce: "gone" }),
+    );
+    const past = new Date(Date.now() - 10_000);
+    await utimes(`${path}.lock`, past, past);
+    expect((await manager.rotateKek("test")).currentVersion).toBe(2);
+    expect(await readdir(dir)).toEqual(["kek.json"]);
+  });
+
+  it("a holder whose lock was taken over learns it before committing, and leaves the new holder's lock alone", async () => {
+    const path = join(dir, "kek.json");
+    await open(path);
+    await withFileLock(path, {}, async (lock) => {
+      await expect(lock.assertHeld()).resolves.toBeUndefined();
+      await writeFile(
+        `${path}.lock`,
+        JSON.stringify({ host: hostname(), pid: process.pid, nonce: "thief" }),
+      );
+      await expect(lock.assertHeld()).rejects.toBeInstanceOf(FileLockLostError);
+    });
+    expect(JSON.parse(await readFile(`${path}.lock`, "utf8"))).toMatchObject({ nonce: "thief" });
+  });
+
+  it("keeps no KEK in the clear outside its Buffers, and zeroes them on close", async () => {
+    const path = join(dir, "kek.json");
+    const manager = await open(path);
+    await manager.rotateKek("test");
+    const file = await readJson(path);
+    const clear = [...file.keks.live.versions, ...file.keks.test.versions].map((v) =>
+      String(v.key),
+    );
+    expect(clear).toHaveLength(3);
+    // Everything the manager holds, as far as inspection reaches (Buffers print as hex).
+    const state = `${inspect(manager, { depth: 20, showHidden: true })}${JSON.stringify(manager)}`;
+    for (const key of clear) expect(state).not.toContain(key);
+
+    // The KEK Buffers themselves (a private field, read here on purpose) are zeroed on close.
+    const keks = (manager as unknown as { keks: Map<string, { versions: { key: Buffer }[] }> })
+      .keks;
+    const buffers = [...keks.values()].flatMap((kek) => kek.versions.map((v) => v.key));
+    expect(buffers.map((b) => b.toString("base64")).sort()).toEqual([...clear].sort());
+    await manager.close();
+    for (const buffer of buffers) expect(buffer.equals(Buffer.alloc(32))).toBe(true);
+  });
 });

@@ -135,6 +135,10 @@ for (const driver of DRIVERS) {
         const killed = await first.exited;
         expect(killed.signal).toBe("SIGKILL");
         expect(killed.stdout).toMatch(/^\d+ pan key\(s\) rotated: dek_[0-9A-Za-z]+/);
+        // The rotation waited for every node to re-read its keys before the job began.
+        expect(killed.stderr).toMatch(
+          /^waiting 3\d s for every node to stop encrypting under the retired key\(s\)$/m,
+        );
         const beforeKill = progressLines(killed.stderr);
         expect(beforeKill.length).toBeGreaterThan(0);
 
@@ -257,6 +261,45 @@ for (const driver of DRIVERS) {
             const revealed = await core.tokens.reveal(principal, tokenId, "rotation cli test");
             expect(revealed.card.number).toBe(card.number);
           }
+        });
+      },
+      SLOW,
+    );
+
+    it(
+      "keys destroy refuses a key tokens are still under (KEY_IN_USE, with the count) unless --force",
+      async () => {
+        const [key] = await withCore(async (core) => {
+          const { rows } = await core.db.query<{ id: string; n: number }>(
+            `SELECT t.dek_id AS id, count(*)::int AS n FROM tokens t
+              GROUP BY t.dek_id ORDER BY count(*) DESC LIMIT 1`,
+          );
+          return rows;
+        });
+        expect(key?.n).toBeGreaterThan(0);
+        const refused = await runCli(
+          ["keys", "destroy", key!.id, "--reason", "suspected compromise"],
+          { dataDir, env: store.env },
+        );
+        expect(refused.code, refused.stdout).toBe(2);
+        expect(refused.stderr).toContain(`KEY_IN_USE: ${key!.n} token(s) are still under this key`);
+        const forced = await runCli(
+          ["keys", "destroy", key!.id, "--reason", "suspected compromise", "--force"],
+          { dataDir, env: store.env },
+        );
+        expect(forced.code, forced.stderr).toBe(0);
+        expect(forced.stdout).toMatch(
+          /^Proposed cer_[0-9A-Za-z]+ \(dek\.destroy dek_[0-9A-Za-z]+, forced: /,
+        );
+        await withCore(async (core) => {
+          const { rows } = await core.db.query<{ params: unknown; state: string }>(
+            "SELECT params, state FROM key_ceremonies WHERE action = 'dek.destroy'",
+          );
+          expect(rows).toHaveLength(1);
+          const params =
+            typeof rows[0]?.params === "string" ? JSON.parse(rows[0].params) : rows[0]?.params;
+          expect(params).toEqual({ key_id: key!.id, reason: "suspected compromise", force: true });
+          expect(rows[0]?.state).toBe("pending");
         });
       },
       SLOW,

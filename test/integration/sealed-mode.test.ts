@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -13,7 +13,7 @@ import type { KeyContext } from "../../src/keys/key-manager.js";
 import { kekOf, VaultSealedError } from "../../src/keys/key-manager.js";
 import { KekFileError, LocalKeyManager } from "../../src/keys/local-key-manager.js";
 import type { SealStatus, UnsealErrorCode } from "../../src/keys/seal.js";
-import { UNSEAL_LOCKOUT_MS, UnsealError } from "../../src/keys/seal.js";
+import { UNSEAL_LOCKOUT_MS, UNSEAL_MAX_FAILURES, UnsealError } from "../../src/keys/seal.js";
 import { decodeShare, encodeShare } from "../../src/keys/unseal-share.js";
 import { createLogger } from "../../src/log/logger.js";
 import type { RunningServer } from "../../src/server.js";
@@ -214,7 +214,7 @@ describe("sealed local KeyManager (Shamir shares)", () => {
     expect(manager.sealStatus().progress).toBe(1);
     expectRefused(manager, mangled(shares[1] as string), "UNSEAL_SHARE_INVALID");
     expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 1 });
-    // The refusals did not spoil the attempt: two more good shares unseal (4 refusals < 5).
+    // The refusals did not spoil the attempt: two more good shares unseal (2 counted refusals).
     manager.submitShare(shares[1] as string);
     expect(manager.submitShare(shares[2] as string).sealed).toBe(false);
     // The other vault's shares never open this one, even as a full threshold of them.
@@ -262,7 +262,7 @@ describe("sealed local KeyManager (Shamir shares)", () => {
     expect(manager.submitShare(shares[4] as string).sealed).toBe(false);
   });
 
-  it("locks unsealing for 15 minutes after 5 refused submissions, even for good shares, on the injected clock", async () => {
+  it("locks unsealing for 15 minutes after 5 counted refusals (wrong checksums, duplicates, failed combinations), keeping honest pending shares", async () => {
     let now = 1_800_000_000_000;
     const manager = await openSealed(() => now);
     const other = await LocalKeyManager.initSealed(join(dir, "other.json"), {
@@ -270,17 +270,21 @@ describe("sealed local KeyManager (Shamir shares)", () => {
       threshold: 3,
     });
     manager.submitShare(shares[0] as string);
-    // Five refusals of every kind; a successful share between them does not reset the count.
-    expectRefused(manager, mangled(shares[1] as string), "UNSEAL_SHARE_INVALID");
-    expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE");
+    // Counted: a wrong checksum, a duplicate, and a combination that does not open the seal
+    // (which forgets the pending shares: which one was wrong cannot be told).
+    expectRefused(manager, mangled(shares[1] as string), "UNSEAL_SHARE_INVALID"); // 1
+    expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE"); // 2
+    // Not counted: malformed and foreign shares.
     expectRefused(manager, other.shares[0] as string, "UNSEAL_SHARE_FOREIGN");
-    manager.submitShare(shares[1] as string);
-    expectRefused(manager, wrongValue(shares[2] as string), "UNSEAL_FAILED");
-    manager.submitShare(shares[3] as string);
-    expect(manager.sealStatus().progress).toBe(1);
     expectRefused(manager, "not a share", "UNSEAL_SHARE_INVALID");
-    // The fifth refusal locks, and forgets the pending share.
-    expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 0 });
+    manager.submitShare(shares[1] as string);
+    expectRefused(manager, wrongValue(shares[2] as string), "UNSEAL_FAILED"); // 3
+    expect(manager.sealStatus().progress).toBe(0);
+    manager.submitShare(shares[3] as string);
+    expectRefused(manager, mangled(shares[0] as string), "UNSEAL_SHARE_INVALID"); // 4
+    expectRefused(manager, shares[3] as string, "UNSEAL_SHARE_DUPLICATE"); // 5: locked
+    // The lockout keeps the honest custodian's pending share.
+    expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 1 });
 
     const locked = expectRefused(manager, shares[4] as string, "UNSEAL_LOCKED");
     expect(locked.retryAfterSeconds).toBe(UNSEAL_LOCKOUT_MS / 1000);
@@ -291,26 +295,76 @@ describe("sealed local KeyManager (Shamir shares)", () => {
     );
     now += 5 * 60_000 - 1;
     expect(expectRefused(manager, shares[2] as string, "UNSEAL_LOCKED").retryAfterSeconds).toBe(1);
-    // Submissions while locked were not taken: nothing is pending.
-    expect(manager.sealStatus().progress).toBe(0);
+    // Submissions while locked were not taken.
+    expect(manager.sealStatus().progress).toBe(1);
     now += 1;
-    expect(manager.submitShare(shares[4] as string).progress).toBe(1);
-    manager.submitShare(shares[2] as string);
-    expect(manager.submitShare(shares[0] as string).sealed).toBe(false);
+    expect(manager.submitShare(shares[4] as string).progress).toBe(2);
+    expect(manager.submitShare(shares[2] as string).sealed).toBe(false);
     expect(
       await manager.unwrapKey(await manager.wrapKey(Buffer.alloc(32, 7), CONTEXT), CONTEXT),
     ).toEqual(Buffer.alloc(32, 7));
   });
 
-  it("after a lockout the count starts again: 4 more refusals do not lock", async () => {
+  it("junk never locks and never clears other custodians' shares: malformed, foreign and wrong-length shares are refused uncounted", async () => {
+    const manager = await openSealed(() => 0);
+    const other = await LocalKeyManager.initSealed(join(dir, "other.json"), {
+      shares: 5,
+      threshold: 3,
+    });
+    manager.submitShare(shares[0] as string);
+    manager.submitShare(shares[3] as string);
+    // A share of the right set and threshold, with a valid checksum, but not 32 bytes long.
+    const { kekSetId, threshold } = decodeShare(shares[1] as string);
+    const short = encodeShare({ kekSetId, threshold, index: 2, value: randomBytes(16) });
+    const long = encodeShare({ kekSetId, threshold, index: 2, value: randomBytes(33) });
+    // Index 6 of a 5-share set cannot come from its split.
+    const beyond = encodeShare({ kekSetId, threshold, index: 6, value: randomBytes(32) });
+    for (let round = 0; round < 4; round++) {
+      expectRefused(manager, `junk-${round}`, "UNSEAL_SHARE_INVALID");
+      expectRefused(manager, "", "UNSEAL_SHARE_INVALID", secretsOf(shares[0] as string));
+      expectRefused(manager, short, "UNSEAL_SHARE_INVALID");
+      expectRefused(manager, long, "UNSEAL_SHARE_INVALID");
+      expectRefused(manager, beyond, "UNSEAL_SHARE_INVALID");
+      expectRefused(manager, other.shares[round] as string, "UNSEAL_SHARE_FOREIGN");
+    }
+    expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 2 });
+    expect(manager.submitShare(shares[4] as string).sealed).toBe(false);
+  });
+
+  it("after a lockout the count starts again: 4 more counted refusals do not lock", async () => {
     let now = 1_800_000_000_000;
     const manager = await openSealed(() => now);
-    for (let i = 0; i < 5; i++) expectRefused(manager, `junk-${i}`, "UNSEAL_SHARE_INVALID");
+    const typo = mangled(shares[0] as string);
+    for (let i = 0; i < 5; i++) expectRefused(manager, typo, "UNSEAL_SHARE_INVALID");
     expectRefused(manager, shares[0] as string, "UNSEAL_LOCKED");
     now += UNSEAL_LOCKOUT_MS;
-    for (let i = 0; i < 4; i++) expectRefused(manager, `junk-${i}`, "UNSEAL_SHARE_INVALID");
+    for (let i = 0; i < 4; i++) expectRefused(manager, typo, "UNSEAL_SHARE_INVALID");
     for (const i of [0, 1]) manager.submitShare(shares[i] as string);
     expect(manager.submitShare(shares[2] as string).sealed).toBe(false);
+  });
+
+  it("a threshold that passes the check but whose KEK versions do not open leaves the vault sealed, uncounted, and can be submitted again", async () => {
+    // The check value matches, but a sealed version was altered on disk.
+    const file = JSON.parse(await readFile(path, "utf8")) as {
+      keks: { test: { versions: { sealed: string }[] } };
+    };
+    const version = file.keks.test.versions[0] as { sealed: string };
+    const blob = Buffer.from(version.sealed, "base64");
+    blob[20] = (blob[20] as number) ^ 1;
+    version.sealed = blob.toString("base64");
+    await writeFile(path, JSON.stringify(file), { mode: 0o600 });
+    const manager = await openSealed(() => 0);
+    for (let attempt = 0; attempt < UNSEAL_MAX_FAILURES + 1; attempt++) {
+      manager.submitShare(shares[0] as string);
+      manager.submitShare(shares[1] as string);
+      expect(() => manager.submitShare(shares[2] as string)).toThrow(KekFileError);
+      // Still sealed, nothing half-loaded, and not a lockout: the shares were right.
+      expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 0 });
+      await expect(manager.checkHealth()).rejects.toBeInstanceOf(VaultSealedError);
+      await expect(manager.wrapKey(randomBytes(32), CONTEXT)).rejects.toBeInstanceOf(
+        VaultSealedError,
+      );
+    }
   });
 
   it("initSealed refuses to overwrite an existing KEK file, sealed or not", async () => {
@@ -350,65 +404,6 @@ describe("sealed local KeyManager (Shamir shares)", () => {
       expect(retry.shares).toHaveLength(3);
     }
     expect((await readdir(dir)).filter((f) => f.includes(".tmp"))).toEqual([]);
-  });
-
-  it("rekey issues a new share set: old shares become foreign, new ones unseal, KEKs and wraps survive", async () => {
-    const manager = await openSealed();
-    for (const i of [0, 1, 2]) manager.submitShare(shares[i] as string);
-    const dek = randomBytes(32);
-    const wrapped = await manager.wrapKey(dek, CONTEXT);
-    const fresh = await manager.rekey({ shares: 3, threshold: 2 });
-    expect(fresh.setId).not.toBe(setId);
-    expect(fresh.shares).toHaveLength(3);
-    expect(manager.sealStatus()).toEqual({ sealed: false, threshold: 2, shares: 3, progress: 0 });
-    const file = JSON.parse(await readFile(path, "utf8")) as {
-      seal: { set_id: string; shares: number; threshold: number };
-    };
-    expect(file.seal).toMatchObject({ set_id: fresh.setId, shares: 3, threshold: 2 });
-    expect((await stat(path)).mode & 0o777).toBe(0o600);
-
-    const reopened = await openSealed();
-    expect(reopened.sealStatus()).toEqual({ sealed: true, threshold: 2, shares: 3, progress: 0 });
-    expectRefused(reopened, shares[0] as string, "UNSEAL_SHARE_FOREIGN");
-    reopened.submitShare(fresh.shares[2] as string);
-    expect(reopened.submitShare(fresh.shares[0] as string).sealed).toBe(false);
-    expect(await reopened.unwrapKey(wrapped, CONTEXT)).toEqual(dek);
-    expect(kekOf(reopened, "live")).toEqual(kekOf(manager, "live"));
-
-    // An unsealed file becomes a sealed one: no key left in the clear.
-    const plainPath = join(dir, "plain.json");
-    const plain = await LocalKeyManager.open(plainPath, { create: true });
-    managers.push(plain);
-    const plainWrap = await plain.wrapKey(dek, CONTEXT);
-    const set = await plain.rekey({ shares: 2, threshold: 2 });
-    expect(plain.sealStatus()).toEqual({ sealed: false, threshold: 2, shares: 2, progress: 0 });
-    expect(await readFile(plainPath, "utf8")).not.toMatch(/"key"\s*:/);
-    const resealed = await LocalKeyManager.open(plainPath, { create: false });
-    managers.push(resealed);
-    expect(resealed.sealStatus().sealed).toBe(true);
-    for (const share of set.shares) resealed.submitShare(share);
-    expect(await resealed.unwrapKey(plainWrap, CONTEXT)).toEqual(dek);
-
-    // A rekey by one node keeps a KEK version another node on the same file added meanwhile.
-    const nodeA = await openSealed();
-    const nodeB = await openSealed();
-    for (const share of fresh.shares.slice(0, 2)) {
-      nodeA.submitShare(share);
-      nodeB.submitShare(share);
-    }
-    await nodeB.rotateKek("live");
-    const underB = await nodeB.wrapKey(dek, CONTEXT);
-    expect(underB.kekVersion).toBe(2);
-    const third = await nodeA.rekey({ shares: 3, threshold: 2 });
-    const afterRekey = await openSealed();
-    for (const share of third.shares.slice(1)) afterRekey.submitShare(share);
-    expect(kekOf(afterRekey, "live").currentVersion).toBe(2);
-    expect(await afterRekey.unwrapKey(underB, CONTEXT)).toEqual(dek);
-
-    // Impossible options change nothing: the file still opens with the current shares.
-    const current = await readFile(plainPath, "utf8");
-    await expect(plain.rekey({ shares: 1, threshold: 2 })).rejects.toThrow(RangeError);
-    expect(await readFile(plainPath, "utf8")).toBe(current);
   });
 });
 
@@ -682,25 +677,29 @@ function serverSuite(driver: Driver): void {
         "UNSEAL_SHARE_DUPLICATE",
         shares[0] as string,
       ); // 1
-      expectUnsealProblem(await vault.unseal(foreign), "UNSEAL_SHARE_FOREIGN", foreign); // 2
+      // Foreign and malformed shares are refused but not counted.
+      expectUnsealProblem(await vault.unseal(foreign), "UNSEAL_SHARE_FOREIGN", foreign);
+      expectUnsealProblem(await vault.unseal("pvs1.junk"), "UNSEAL_SHARE_INVALID", "pvs1.junk");
       const bad = mangled(shares[3] as string);
-      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // 3
+      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // 2
       expect((await vault.unseal(shares[1] as string)).json()).toMatchObject({ progress: 2 });
-      expectUnsealProblem(await vault.unseal(wrong), "UNSEAL_FAILED", wrong); // 4
+      expectUnsealProblem(await vault.unseal(wrong), "UNSEAL_FAILED", wrong); // 3
       expect(await vault.status()).toMatchObject({ sealed: true, progress: 0 });
       expect((await vault.unseal(shares[1] as string)).json()).toMatchObject({ progress: 1 });
       expectUnsealProblem(
         await vault.unseal(shares[1] as string),
         "UNSEAL_SHARE_DUPLICATE",
         shares[1] as string,
-      ); // 5: locked from here
+      ); // 4
+      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // 5: locked
 
       for (const share of [shares[3], shares[4], shares[2]] as string[]) {
         const locked = await vault.unseal(share);
         expectUnsealProblem(locked, "UNSEAL_LOCKED", share);
         expect(locked.headers["retry-after"]).toBe("900");
       }
-      expect(await vault.status()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 0 });
+      // The honest custodian's share is still pending.
+      expect(await vault.status()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 1 });
       expectProblem(
         await vault.request("POST", "/v1/tokens", {
           headers: { authorization: `Bearer ${adminKey}` },
@@ -714,9 +713,10 @@ function serverSuite(driver: Driver): void {
       expect(stillLocked.headers["retry-after"]).toBe("60");
 
       now += 60_000;
-      for (const [i, share] of ([shares[3], shares[4]] as string[]).entries()) {
-        expect((await vault.unseal(share)).json()).toMatchObject({ sealed: true, progress: i + 1 });
-      }
+      expect((await vault.unseal(shares[3] as string)).json()).toMatchObject({
+        sealed: true,
+        progress: 2,
+      });
       expect((await vault.unseal(shares[2] as string)).json()).toMatchObject({ sealed: false });
       expect((await vault.request("GET", "/readyz")).statusCode).toBe(200);
 
@@ -874,3 +874,39 @@ describe("payvault init and payvault unseal (CLI)", () => {
     SLOW,
   );
 });
+
+for (const driver of DRIVERS) {
+  describe(`unsealing when the steps after it fail (${driver.name})`, () => {
+    it("stays sealed for clients until its keys load and the unseal is audited; the next share posted tries again", async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), "payvault-sealed-retry-"));
+      const config = sealedVaultConfig(dataDir);
+      const { shares } = await LocalKeyManager.initSealed(config.kekFile, {
+        shares: 3,
+        threshold: 2,
+      });
+      const database = await driver.open();
+      const vault = await new SealedServer(config, database).start();
+      try {
+        // The audit trail cannot be written: loading the vault's keys (each creation is
+        // audited) and auditing the unseal fail.
+        await database.db.query("ALTER TABLE audit_events RENAME TO audit_events_away");
+        expect((await vault.unseal(shares[0] as string)).statusCode).toBe(200);
+        const failed = await vault.unseal(shares[1] as string);
+        expect(failed.statusCode, failed.body).toBeGreaterThanOrEqual(500);
+        expect(vault.core.sealStatus().sealed).toBe(true);
+        expect((await vault.request("GET", "/readyz")).statusCode).toBe(503);
+        await database.db.query("ALTER TABLE audit_events_away RENAME TO audit_events");
+        // Any share again (even one already counted) finishes the unseal.
+        const retried = await vault.unseal(shares[0] as string);
+        expect(retried.statusCode, retried.body).toBe(200);
+        expect(retried.json()).toMatchObject({ sealed: false });
+        expect((await vault.request("GET", "/readyz")).statusCode).toBe(200);
+        expect(await auditActions(vault.core, "vault.unseal")).toHaveLength(1);
+      } finally {
+        await vault.stop();
+        await database.drop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+}

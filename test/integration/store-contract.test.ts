@@ -95,7 +95,7 @@ for (const driver of DRIVERS) {
       });
 
       it("applies the shipped migrations once; a second run is a no-op", async () => {
-        expect(await migrate(test.db)).toEqual([1, 2]);
+        expect(await migrate(test.db)).toEqual([1, 2, 3, 4]);
         expect(await migrate(test.db)).toEqual([]);
         const { rows } = await test.db.query<{ version: number; name: string; checksum: string }>(
           "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
@@ -111,6 +111,12 @@ for (const driver of DRIVERS) {
             name: "key_lifecycle",
             checksum: await checksumOf("002_key_lifecycle.sql"),
           },
+          {
+            version: 3,
+            name: "rotation_dedupe",
+            checksum: await checksumOf("003_rotation_dedupe.sql"),
+          },
+          { version: 4, name: "capture", checksum: await checksumOf("004_capture.sql") },
         ]);
         const tables = await test.db.query<{ table_name: string }>(
           `SELECT table_name FROM information_schema.tables

@@ -47,7 +47,9 @@ export async function runCeremonies(config: Config, args: string[]): Promise<num
     );
     const shares = outcome.result.shares;
     if (Array.isArray(shares)) {
-      process.stdout.write("New custodian shares (shown once; the old ones no longer unseal):\n");
+      process.stdout.write(
+        "New custodian shares, shown once: give each to its own custodian. The current shares keep unsealing until a threshold of these is confirmed (`payvault rekey verify` or `POST /v1/sys/rekey/verify`).\n",
+      );
       for (const [i, share] of shares.entries()) {
         process.stdout.write(`custodian ${i + 1}: ${String(share)}\n`);
       }

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { Config } from "../../config/config.js";
 import { isPurpose } from "../../crypto/envelope.js";
+import { VaultError } from "../../errors/registry.js";
 import { ENVIRONMENTS, isEnvironment } from "../../keys/key-manager.js";
 import { CliError, printRows } from "../output.js";
 import { ProgressBar } from "../progress.js";
@@ -10,7 +11,9 @@ const USAGE = `payvault keys status [--json]
 payvault keys rotate --kek [--env live|test]           (proposes a dual-control ceremony)
 payvault keys rotate --dek --purpose pan|fingerprint|sad|audit [--tenant <id>] [--batch-size N]
 payvault keys rewrap [--env live|test]                  (finishes an interrupted KEK re-wrap)
-payvault keys destroy <dek id> --reason <text>          (proposes a dual-control ceremony)
+payvault keys destroy <dek id> --reason <text> [--force]
+                                                        (proposes a dual-control ceremony;
+                                                        --force: even with tokens under the key)
 payvault keys jobs [--json]`;
 
 /** `payvault keys …`: inventory (PCI DSS 3.6.1.1), rotation (3.6.4, 3.7.4), destruction (3.7.5). */
@@ -25,6 +28,7 @@ export async function runKeys(config: Config, args: string[]): Promise<number> {
       tenant: { type: "string" },
       env: { type: "string" },
       reason: { type: "string" },
+      force: { type: "boolean", default: false },
       "batch-size": { type: "string" },
       json: { type: "boolean", default: false },
     },
@@ -119,13 +123,21 @@ export async function runKeys(config: Config, args: string[]): Promise<number> {
         throw new CliError("keys destroy needs a key id and --reason <text>");
       }
       return withCore(config, async (core) => {
-        const ceremony = await core.ceremonies.propose(
-          "dek.destroy",
-          { key_id: id, reason: values.reason },
-          actor,
-        );
+        // PCI DSS 3.7.5: a key that still protects card data is only destroyed on purpose.
+        const ceremony = await core.ceremonies
+          .propose(
+            "dek.destroy",
+            { key_id: id, reason: values.reason, ...(values.force ? { force: true } : {}) },
+            actor,
+          )
+          .catch((err: unknown) => {
+            if (err instanceof VaultError && err.code === "KEY_IN_USE") {
+              throw new CliError(`KEY_IN_USE: ${err.detail ?? err.message} (--force)`);
+            }
+            throw err;
+          });
         process.stdout.write(
-          `Proposed ${ceremony.id} (dek.destroy ${id}), proposed by ${actor}.\nA different principal approves it with: payvault ceremonies approve ${ceremony.id}\n`,
+          `Proposed ${ceremony.id} (dek.destroy ${id}${values.force ? ", forced: the card data of any token still under it becomes unrecoverable" : ""}), proposed by ${actor}.\nA different principal approves it with: payvault ceremonies approve ${ceremony.id}\n`,
         );
         return 0;
       });
@@ -140,6 +152,7 @@ export async function runKeys(config: Config, args: string[]): Promise<number> {
             state: job.state,
             done: String(job.done),
             total: String(job.total),
+            dedupe_cleared: String(job.dedupe_cleared),
             started_by: job.started_by,
             started_at: job.started_at.toISOString(),
             finished_at: job.finished_at?.toISOString() ?? "",
@@ -175,32 +188,45 @@ async function rotateDek(
     if (tenantId !== null && (await core.tenants.get(tenantId)) === undefined) {
       throw new CliError(`no tenant ${tenantId}`);
     }
-    const { rotated, job, resumed } = await core.lifecycle.rotateDek(purpose, tenantId, actor);
-    if (resumed) {
-      process.stdout.write(
-        `Resuming ${job?.id}: ${job?.done}/${job?.total} done before it stopped.\n`,
-      );
-    } else {
-      process.stdout.write(
-        `${rotated.length} ${purpose} key(s) rotated: ${rotated.map((k) => k.id).join(", ") || "(none)"}\n`,
-      );
-    }
-    if (job === undefined) return 0;
-    const label = purpose === "pan" ? "re-encrypting tokens" : "re-fingerprinting tokens";
-    const bar = new ProgressBar(label);
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
+    // Other nodes may encrypt under a retired version until they re-read their keys.
+    const onSettling = (ms: number) =>
+      process.stderr.write(
+        `waiting ${Math.ceil(ms / 1000)} s for every node to stop encrypting under the retired key(s)\n`,
+      );
     try {
+      const { rotated, job, resumed } = await core.lifecycle.rotateDek(purpose, tenantId, actor, {
+        onSettling,
+        signal: stop.signal,
+      });
+      if (resumed) {
+        process.stdout.write(
+          `Resuming ${job?.id}: ${job?.done}/${job?.total} done before it stopped.\n`,
+        );
+      } else {
+        process.stdout.write(
+          `${rotated.length} ${purpose} key(s) rotated: ${rotated.map((k) => k.id).join(", ") || "(none)"}\n`,
+        );
+      }
+      if (job === undefined) return 0;
+      const label = purpose === "pan" ? "re-encrypting tokens" : "re-fingerprinting tokens";
+      const bar = new ProgressBar(label);
       const result = await core.lifecycle.runJob(job.id, actor, {
         batchSize: size,
         signal: stop.signal,
         onProgress: (p) => bar.update(p.job.done, p.job.total),
+        onSettling,
       });
       bar.finish();
+      const cleared =
+        result.job.dedupe_cleared > 0
+          ? `, ${result.job.dedupe_cleared} duplicate token(s) no longer deduplicate (an older token of the same card keeps the dedupe key)`
+          : "";
       process.stdout.write(
-        `${result.job.id} ${result.job.state}: ${result.movedThisRun} tokens moved in this run, ${result.job.done}/${result.job.total} in all${result.failed > 0 ? `, ${result.failed} could not be decrypted (see the audit trail)` : ""}\n`,
+        `${result.job.id} ${result.job.state}: ${result.movedThisRun} tokens moved in this run, ${result.job.done}/${result.job.total} in all${result.failed > 0 ? `, ${result.failed} could not be decrypted (see the audit trail)` : ""}${cleared}\n`,
       );
       return result.job.state === "done" && result.failed === 0 ? 0 : 1;
     } finally {

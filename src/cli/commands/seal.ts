@@ -4,10 +4,14 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import type { Core } from "../../app/core.js";
 import type { Config } from "../../config/config.js";
+import { VaultSealedError } from "../../keys/key-manager.js";
+import type { RekeyStatus } from "../../keys/local-key-manager.js";
 import { LocalKeyManager } from "../../keys/local-key-manager.js";
-import { isValidShareSplit } from "../../keys/seal.js";
-import { CliError } from "../output.js";
+import { isValidShareSplit, UnsealError } from "../../keys/seal.js";
+import { CliError, printRows } from "../output.js";
+import { cliActor, withCore } from "./with-core.js";
 
 /**
  * `payvault init --shares N --threshold T`: creates a sealed KEK file and prints the N unseal
@@ -72,6 +76,143 @@ export async function runUnseal(config: Config, args: string[]): Promise<number>
       : "The vault is unsealed.\n",
   );
   return 0;
+}
+
+/**
+ * `payvault rekey status [--json] | verify | cancel`: the second step of a custodian change
+ * (PCI DSS 3.6.1.2, 3.7.6). After a `custodians.rekey` ceremony is approved, the current shares
+ * keep unsealing until a threshold of the NEW shares is entered here (or posted to
+ * `/v1/sys/rekey/verify`). `verify` reads the new shares from standard input, one per line, each
+ * typed by its own custodian, never from the command line; the switch happens when a threshold of
+ * them opens the staged seal. `cancel` drops the staged rekey. This runs in its own process, so
+ * the KEK file must be one it can open: on a sealed vault, use the running vault's HTTP routes.
+ */
+export async function runRekey(
+  config: Config,
+  args: string[],
+  input: NodeJS.ReadableStream = process.stdin,
+): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: "boolean", default: false } },
+  });
+  const [action] = positionals;
+  if (action !== "status" && action !== "verify" && action !== "cancel") {
+    throw new CliError("usage: payvault rekey status [--json] | verify | cancel");
+  }
+  const actor = cliActor();
+  return withCore(config, async (core) => {
+    try {
+      if (action === "status") {
+        printRekey(await core.ceremonies.rekeyStatus(), values.json);
+        return 0;
+      }
+      if (action === "cancel") {
+        const { cancelled } = await core.ceremonies.cancelRekey(actor);
+        process.stdout.write(
+          `The pending rekey (share set ${cancelled}) is cancelled; the current shares stay in use.\n`,
+        );
+        return 0;
+      }
+      return await verifyNewShares(core, actor, input);
+    } catch (err) {
+      if (err instanceof VaultSealedError) {
+        throw new CliError(
+          "the KEK file is sealed, so this process cannot re-seal it: confirm the rekey through the running vault (GET /v1/sys/rekey, POST /v1/sys/rekey/verify)",
+        );
+      }
+      if (!(err instanceof UnsealError)) throw err;
+      process.stderr.write(`payvault: rekey refused (${err.code}): ${err.message}\n`);
+      return 1;
+    }
+  });
+}
+
+async function verifyNewShares(
+  core: Core,
+  actor: string,
+  input: NodeJS.ReadableStream,
+): Promise<number> {
+  const status = await core.ceremonies.rekeyStatus();
+  if (!status.pending) {
+    process.stderr.write("payvault: no custodian rekey is waiting for confirmation\n");
+    return 1;
+  }
+  const prompt = () => {
+    if (process.stdin.isTTY) process.stderr.write("New share: ");
+  };
+  process.stdout.write(
+    `Share set ${status.setId}: enter ${status.threshold} of its ${status.shares} new shares, one per line.\n`,
+  );
+  prompt();
+  const rl = createInterface({ input, terminal: false });
+  try {
+    for await (const raw of rl) {
+      const share = raw.trim();
+      if (share === "") {
+        prompt();
+        continue;
+      }
+      try {
+        const result = await core.ceremonies.verifyRekeyShare(share, actor);
+        if (result.confirmed) {
+          process.stdout.write(
+            `Confirmed: share set ${result.setId} (any ${result.threshold} of ${result.shares}) now seals the KEK file; the old shares no longer unseal it.\n`,
+          );
+          return 0;
+        }
+        process.stdout.write(`Share accepted: ${result.progress} of ${result.threshold} needed.\n`);
+      } catch (err) {
+        if (!(err instanceof UnsealError)) throw err;
+        process.stderr.write(`payvault: share refused (${err.code}): ${err.message}\n`);
+        if (err.code === "UNSEAL_LOCKED" || err.code === "REKEY_NOT_PENDING") return 1;
+      }
+      prompt();
+    }
+  } finally {
+    rl.close();
+  }
+  process.stderr.write(
+    "payvault: the input ended before a threshold of new shares was entered; the current shares stay in use.\n",
+  );
+  return 1;
+}
+
+function printRekey(status: RekeyStatus, json: boolean): void {
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          pending: status.pending,
+          share_set: status.setId ?? null,
+          threshold: status.threshold,
+          shares: status.shares,
+          staged_at: status.stagedAt ?? null,
+          ceremony_id: status.ceremonyId ?? null,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  if (!status.pending) {
+    process.stdout.write("No custodian rekey is waiting for confirmation.\n");
+    return;
+  }
+  printRows(
+    [
+      {
+        share_set: status.setId ?? "",
+        threshold: String(status.threshold),
+        shares: String(status.shares),
+        staged_at: status.stagedAt ?? "",
+        ceremony_id: status.ceremonyId ?? "",
+      },
+    ],
+    false,
+  );
 }
 
 async function readLine(): Promise<string> {

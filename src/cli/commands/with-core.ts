@@ -1,3 +1,4 @@
+import { userInfo } from "node:os";
 import type { Core } from "../../app/core.js";
 import { openCore } from "../../app/core.js";
 import type { Config } from "../../config/config.js";
@@ -13,7 +14,13 @@ export async function withCore<T>(config: Config, work: (core: Core) => Promise<
   }
 }
 
-/** The actor recorded for CLI actions: the operating-system user who ran them. */
+/**
+ * The actor recorded for CLI actions: the operating-system account that ran them, from the
+ * process's uid (getpwuid), never from $USER or $LOGNAME, which the caller sets at will. Two-person
+ * control from the CLI therefore needs two OS accounts (with group access to the data directory);
+ * the HTTP ceremony routes take two different sys:admin API keys (PCI DSS 3.6.1.2, 3.7.6).
+ */
 export function cliActor(): string {
-  return `cli:${process.env.USER ?? process.env.LOGNAME ?? "unknown"}`;
+  const { username, uid } = userInfo();
+  return `cli:${username || `uid-${uid}`}`;
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { VaultError } from "../../errors/registry.js";
+import type { RekeyStatus } from "../../keys/local-key-manager.js";
 import { UnsealError } from "../../keys/seal.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
@@ -21,6 +22,24 @@ const unsealBodySchema = {
   additionalProperties: false,
   required: ["share"],
   properties: { share: { type: "string", minLength: 1, maxLength: 512 } },
+} as const;
+
+/** A staged custodian rekey; `confirmed` and `cancelled` only on the answers that did so. */
+const rekeyStatusSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["pending", "share_set", "threshold", "shares", "progress", "staged_at", "ceremony_id"],
+  properties: {
+    pending: { type: "boolean" },
+    share_set: { type: ["string", "null"] },
+    threshold: { type: "integer" },
+    shares: { type: "integer" },
+    progress: { type: "integer" },
+    staged_at: { type: ["string", "null"] },
+    ceremony_id: { type: ["string", "null"] },
+    confirmed: { type: "boolean" },
+    cancelled: { type: "string" },
+  },
 } as const;
 
 const ceremonyBodySchema = {
@@ -49,8 +68,9 @@ export const SEALED_ALLOWED = new Set([
 
 /**
  * The vault's own administration: seal status and unseal (shares are their own credential, as
- * in Vault's unseal API), the key inventory (PCI DSS 3.6.1.1), and dual-control key ceremonies
- * (3.6.1.2, 3.7.6). Everything but the seal routes needs `sys:admin`.
+ * in Vault's unseal API), the key inventory (PCI DSS 3.6.1.1), dual-control key ceremonies
+ * (3.6.1.2, 3.7.6) and the confirmation of a staged custodian rekey. Everything but the seal
+ * routes needs `sys:admin`.
  */
 export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
   app.get("/v1/sys/seal-status", { schema: { response: { 200: sealStatusSchema } } }, async () =>
@@ -70,6 +90,39 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
         }
         throw err;
       }
+    },
+  );
+
+  // Custodian change, after an approved custodians.rekey (PCI DSS 3.6.1.2, 3.7.6): the new set
+  // replaces the old one only once a threshold of its shares comes back here, one per custodian.
+  app.get(
+    "/v1/sys/rekey",
+    { config: { scope: "sys:admin" }, schema: { response: { 200: rekeyStatusSchema } } },
+    async () => rekeyView(await deps.ceremonies.rekeyStatus()),
+  );
+
+  app.post(
+    "/v1/sys/rekey/verify",
+    {
+      config: { scope: "sys:admin" },
+      schema: { body: unsealBodySchema, response: { 200: rekeyStatusSchema } },
+      bodyLimit: 2048,
+    },
+    async (request) => {
+      const result = await deps.ceremonies.verifyRekeyShare(
+        (request.body as { share: string }).share,
+        principalOf(request).keyId,
+      );
+      return { ...rekeyView(result), confirmed: result.confirmed };
+    },
+  );
+
+  app.post(
+    "/v1/sys/rekey/cancel",
+    { config: { scope: "sys:admin" }, schema: { response: { 200: rekeyStatusSchema } } },
+    async (request) => {
+      const { cancelled, status } = await deps.ceremonies.cancelRekey(principalOf(request).keyId);
+      return { ...rekeyView(status), cancelled };
     },
   );
 
@@ -137,6 +190,18 @@ export function sealedGuard(deps: HttpDeps) {
     const url = request.routeOptions.url;
     if (url !== undefined && SEALED_ALLOWED.has(url)) return;
     if (deps.sealStatus().sealed) throw new VaultError("VAULT_SEALED");
+  };
+}
+
+function rekeyView(status: RekeyStatus) {
+  return {
+    pending: status.pending,
+    share_set: status.setId ?? null,
+    threshold: status.threshold,
+    shares: status.shares,
+    progress: status.progress,
+    staged_at: status.stagedAt ?? null,
+    ceremony_id: status.ceremonyId ?? null,
   };
 }
 

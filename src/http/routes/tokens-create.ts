@@ -45,7 +45,7 @@ function registerRoute(app: FastifyInstance, deps: HttpDeps): void {
     "/v1/tokens",
     {
       config: { scope: "tokens:write" },
-      bodyLimit: 64 * 1024,
+      bodyLimit: 16 * 1024,
       schema: {
         body: tokenizeRequestSchema,
         response: { 200: tokenizeResponseSchema, 201: tokenizeResponseSchema },

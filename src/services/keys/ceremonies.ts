@@ -3,8 +3,9 @@ import { VaultError } from "../../errors/registry.js";
 import type { Environment, KeyManager } from "../../keys/key-manager.js";
 import { ENVIRONMENTS, isEnvironment } from "../../keys/key-manager.js";
 import { SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
+import type { RekeyStatus, RekeyVerifyResult } from "../../keys/local-key-manager.js";
 import { LocalKeyManager } from "../../keys/local-key-manager.js";
-import { isValidShareSplit } from "../../keys/seal.js";
+import { isValidShareSplit, UnsealError } from "../../keys/seal.js";
 import { insertAuditEvent } from "../../store/audit-repo.js";
 import { findDataKey } from "../../store/data-keys-repo.js";
 import type { Database } from "../../store/database.js";
@@ -155,6 +156,95 @@ export class CeremonyService {
     return this.get(id);
   }
 
+  /** The custodian rekey staged by an approved `custodians.rekey`, if it awaits confirmation. */
+  async rekeyStatus(): Promise<RekeyStatus> {
+    if (!(this.keyManager instanceof LocalKeyManager)) {
+      return {
+        pending: false,
+        setId: undefined,
+        threshold: 0,
+        shares: 0,
+        progress: 0,
+        stagedAt: undefined,
+        ceremonyId: undefined,
+      };
+    }
+    return this.keyManager.rekeyStatus();
+  }
+
+  /**
+   * One custodian's NEW share toward confirming a staged custodian rekey (PCI DSS 3.6.1.2,
+   * 3.7.6). The old seal stays authoritative until a threshold of the new shares opens the staged
+   * one; the switch happens only once its audit event is written. Every accepted or refused
+   * share and the switch are audited (never the share itself).
+   */
+  async verifyRekeyShare(share: string, actor: string): Promise<RekeyVerifyResult> {
+    const manager = this.rekeyable();
+    let result: RekeyVerifyResult;
+    try {
+      result = await manager.submitRekeyShare(share, {
+        beforeCommit: (setId) => this.recordRekey(actor, setId, "success", { step: "verified" }),
+      });
+    } catch (err) {
+      if (err instanceof UnsealError) {
+        await this.recordRekey(actor, manager.knownRekey().setId, "failure", {
+          step: "share",
+          reason: err.code,
+        });
+      }
+      throw err;
+    }
+    await this.recordRekey(actor, result.setId, "success", {
+      step: result.confirmed ? "confirmed" : "share",
+      progress: result.progress,
+      threshold: result.threshold,
+      shares: result.shares,
+    });
+    return result;
+  }
+
+  /** Drops a staged custodian rekey: its shares never work; the current shares are untouched. */
+  async cancelRekey(actor: string): Promise<{ cancelled: string; status: RekeyStatus }> {
+    const manager = this.rekeyable();
+    let setId: string;
+    try {
+      ({ setId } = await manager.cancelRekey());
+    } catch (err) {
+      if (err instanceof UnsealError) {
+        await this.recordRekey(actor, undefined, "failure", { step: "cancel", reason: err.code });
+      }
+      throw err;
+    }
+    await this.recordRekey(actor, setId, "success", { step: "cancelled" });
+    return { cancelled: setId, status: manager.knownRekey() };
+  }
+
+  private rekeyable(): LocalKeyManager {
+    if (!(this.keyManager instanceof LocalKeyManager)) {
+      throw new UnsealError(
+        "REKEY_NOT_PENDING",
+        "Custodian shares exist only with the local KeyManager.",
+      );
+    }
+    return this.keyManager;
+  }
+
+  private recordRekey(
+    actor: string,
+    setId: string | undefined,
+    outcome: "success" | "failure",
+    details: Record<string, string | number>,
+  ): Promise<void> {
+    return this.audit.record(this.db, {
+      tenantId: undefined,
+      actor,
+      action: "custodians.rekey",
+      objectId: setId,
+      outcome,
+      details,
+    });
+  }
+
   private async decidable(id: string, actor: string): Promise<CeremonyRow> {
     const row = await this.get(id);
     if (row.state !== "pending") throw new VaultError("CEREMONY_NOT_PENDING");
@@ -191,29 +281,42 @@ export class CeremonyService {
       case "dek.destroy":
         // Checked again: the key may have been destroyed (e.g. by retention) since the proposal.
         await this.checkTarget(row.params, row.action);
-        await this.lifecycle.destroyKey(
-          String(row.params.key_id),
-          actor,
-          String(row.params.reason),
-        );
-        return { destroyed: row.params.key_id };
+        return {
+          destroyed: row.params.key_id,
+          tokens_unreadable: (
+            await this.lifecycle.destroyKey(
+              String(row.params.key_id),
+              actor,
+              String(row.params.reason),
+              { force: row.params.force === true },
+            )
+          ).tokens,
+        };
       case "custodians.rekey": {
         if (!(this.keyManager instanceof LocalKeyManager)) {
           throw invalid("action", "custodian shares exist only with the local KeyManager");
         }
-        const { setId, shares } = await this.keyManager.rekey({
-          shares: Number(row.params.shares),
-          threshold: Number(row.params.threshold),
-        });
+        const shares = Number(row.params.shares);
+        const threshold = Number(row.params.threshold);
+        // Staged, not switched (PCI DSS 3.6.1.2, 3.7.6): the current shares keep unsealing until
+        // a threshold of the new ones is submitted back (verifyRekeyShare), so new shares lost on
+        // the way to their custodians never leave the vault unrecoverable.
+        const staged = await this.keyManager.rekey({ shares, threshold, ceremonyId: row.id });
         await this.audit.record(this.db, {
           tenantId: undefined,
           actor,
           action: "custodians.rekey",
-          objectId: setId,
+          objectId: staged.setId,
           outcome: "success",
-          details: { shares: Number(row.params.shares), threshold: Number(row.params.threshold) },
+          details: {
+            step: "staged",
+            shares,
+            threshold,
+            ceremony: row.id,
+            ...(staged.replacedSetId === undefined ? {} : { replaced: staged.replacedSetId }),
+          },
         });
-        return { share_set: setId, shares };
+        return { share_set: staged.setId, shares: staged.shares, pending_confirmation: true };
       }
     }
   }
@@ -222,7 +325,7 @@ export class CeremonyService {
    * What the parameters name must exist and be fit for the action, at proposal time (so a
    * ceremony that cannot run is never put to a second principal) and again at execution.
    */
-  private async checkTarget(params: Record<string, string | number>, action: string) {
+  private async checkTarget(params: CeremonyRow["params"], action: string) {
     if (action === "dek.destroy") {
       const key = await findDataKey(this.db, String(params.key_id));
       if (key === undefined) throw new VaultError("KEY_NOT_FOUND");
@@ -238,16 +341,23 @@ export class CeremonyService {
         });
       }
       if (key.destroyed_at !== null) throw new VaultError("KEY_DESTROYED");
+      // PCI DSS 3.7.5: destroying a key that still protects card data makes it unrecoverable;
+      // only an explicit `force: true` proposes that (checked again, under lock, when it runs).
+      if (params.force !== true) {
+        const tokens = await this.lifecycle.tokensUnderKey(key.id);
+        if (tokens > 0) {
+          throw new VaultError("KEY_IN_USE", {
+            detail: `${tokens} token(s) are still under this key. Re-encrypt them first (payvault keys rotate --dek), or propose the destruction with force: their card data would become unrecoverable.`,
+          });
+        }
+      }
     }
     if (action === "custodians.rekey" && !(this.keyManager instanceof LocalKeyManager)) {
       throw invalid("action", "custodian shares exist only with the local KeyManager");
     }
   }
 
-  private checkParams(
-    action: string,
-    params: Record<string, unknown>,
-  ): Record<string, string | number> {
+  private checkParams(action: string, params: Record<string, unknown>): CeremonyRow["params"] {
     switch (action) {
       case "kek.rotate": {
         const environment = params.environment ?? "both";
@@ -265,7 +375,10 @@ export class CeremonyService {
         if (typeof reason !== "string" || reason.length < 3 || reason.length > 200) {
           throw invalid("params.reason", "reason must be 3 to 200 characters");
         }
-        return { key_id: keyId, reason };
+        if (params.force !== undefined && typeof params.force !== "boolean") {
+          throw invalid("params.force", "force must be true or false");
+        }
+        return { key_id: keyId, reason, ...(params.force === true ? { force: true } : {}) };
       }
       case "custodians.rekey": {
         const shares = params.shares;

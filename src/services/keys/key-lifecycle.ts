@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEventInput } from "../../audit/audit-event.js";
 import { DecryptionError } from "../../crypto/decryption-error.js";
 import type { Purpose } from "../../crypto/envelope.js";
@@ -8,13 +9,14 @@ import { VaultError } from "../../errors/registry.js";
 import type { Environment, KekDescription, KeyManager } from "../../keys/key-manager.js";
 import { kekOf } from "../../keys/key-manager.js";
 import type { DataKey, KeyRing } from "../../keys/key-ring.js";
-import { KeyDestroyedError, SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
+import { ACTIVE_RECHECK_MS, KeyDestroyedError, SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
 import type { DataKeyRow } from "../../store/data-keys-repo.js";
 import {
   destroyDataKeyAudited,
   findDataKey,
   findDataKeysToRewrap,
   listDataKeys,
+  lockDataKeyForDestroy,
   rewrapDataKeysAudited,
 } from "../../store/data-keys-repo.js";
 import type { Database } from "../../store/database.js";
@@ -26,8 +28,9 @@ import type {
   StaleTokenRow,
 } from "../../store/key-lifecycle-repo.js";
 import {
+  advanceJobAudited,
   applyReencryption,
-  applyRefingerprint,
+  clearNewerDedupeHolders,
   countStaleTokens,
   findJob,
   findLastFinishedJob,
@@ -35,8 +38,13 @@ import {
   findStaleTokens,
   finishJob,
   insertRotationJob,
+  latestRetirement,
   listJobs,
+  lockRefingerprintRows,
+  updateFingerprints,
+  withExclusiveLock,
 } from "../../store/key-lifecycle-repo.js";
+import { countTokensUnderKey } from "../../store/tokens-repo.js";
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import { decodeCardPayload } from "../tokens/card-payload.js";
@@ -84,10 +92,49 @@ export interface JobProgress {
 export interface RunJobOptions {
   readonly batchSize?: number;
   readonly onProgress?: (progress: JobProgress) => void;
+  /** Called before waiting `ms` for other nodes to stop encrypting under the retired keys. */
+  readonly onSettling?: (ms: number) => void;
   readonly signal?: AbortSignal;
 }
 
+export interface RotateDekOptions {
+  /** Called before waiting `ms` for other nodes to switch to the new versions. */
+  readonly onSettling?: (ms: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface DestroyKeyOptions {
+  /** Destroy even though tokens are still under the key: their card data becomes unrecoverable. */
+  readonly force?: boolean;
+  /** Crypto-shredding by the retention policy: a key still in use is kept (no error). */
+  readonly retention?: boolean;
+}
+
+export interface KeyDestruction {
+  readonly destroyed: boolean;
+  /** Tokens under the key when it was destroyed (made unreadable), or that kept it. */
+  readonly tokens: number;
+}
+
+/**
+ * The injected clock. One that can also wait lets tests move time instead of sleeping; without
+ * `sleep`, waits are real timers.
+ */
+export interface LifecycleClock extends Clock {
+  sleep?(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * How long after a key's retirement tokens may still be written under it: every node re-reads
+ * its slot's current version at least every ACTIVE_RECHECK_MS (key-ring.ts), and a request that
+ * got the old version just before may still be writing for a moment (this grace). A job is only
+ * reported done after a sweep that began once this has passed (PCI DSS 3.6.4, 3.7.4).
+ */
+export const RETIREMENT_SETTLE_MS = ACTIVE_RECHECK_MS + 5_000;
+
 const DAY_MS = 86_400_000;
+/** Attempts at a re-fingerprinting batch that met a concurrent insert of its dedupe key. */
+const REFINGERPRINT_ATTEMPTS = 3;
 const REWRAP_BATCH = 500;
 const REWRAP_CONCURRENCY = 8;
 /** Pages of a re-encryption job in flight at once. */
@@ -104,7 +151,7 @@ export class KeyLifecycle {
     private readonly keyManager: KeyManager,
     private readonly keys: KeyRing,
     private readonly audit: AuditTrail,
-    private readonly clock: Clock,
+    private readonly clock: LifecycleClock,
   ) {}
 
   async inventory(): Promise<KeyInventory> {
@@ -117,24 +164,39 @@ export class KeyLifecycle {
   /**
    * Generates a new KEK version and re-wraps every DEK of the environment under it (PCI DSS
    * 3.6.4, 3.7.4). Runs only as an approved ceremony (dual control) or from the maintenance job.
+   * One rotation or re-wrap of an environment at a time across all nodes: a second one gets 409
+   * ROTATION_IN_PROGRESS instead of creating another version.
    */
   async rotateKek(
     environment: Environment,
     actor: string,
   ): Promise<{ kek: KekDescription; rewrapped: number }> {
-    const kek = await this.keyManager.rotateKek(environment);
-    await this.audit.record(this.db, {
-      ...this.systemEvent(actor, "kek.rotate", kek.kekId),
-      details: { environment, kek_version: kek.currentVersion, backend: kek.kind },
+    return this.exclusive(kekLock(environment), async () => {
+      const kek = await this.keyManager.rotateKek(environment);
+      await this.audit.record(this.db, {
+        ...this.systemEvent(actor, "kek.rotate", kek.kekId),
+        details: { environment, kek_version: kek.currentVersion, backend: kek.kind },
+      });
+      return { kek, rewrapped: await this.rewrapUnlocked(environment, actor) };
     });
-    return { kek, rewrapped: await this.rewrap(environment, actor) };
   }
 
   /**
    * Re-wraps every DEK of the environment not yet under the current KEK version; resumable (it
-   * picks up whatever an interrupted run left) and safe to run on several nodes at once.
+   * picks up whatever an interrupted run left). Runs under the environment's rotation lock
+   * (409 ROTATION_IN_PROGRESS while another node rotates or re-wraps it).
    */
   async rewrap(
+    environment: Environment,
+    actor: string,
+    onProgress?: (done: number) => void,
+  ): Promise<number> {
+    return this.exclusive(kekLock(environment), () =>
+      this.rewrapUnlocked(environment, actor, onProgress),
+    );
+  }
+
+  private async rewrapUnlocked(
     environment: Environment,
     actor: string,
     onProgress?: (done: number) => void,
@@ -176,8 +238,27 @@ export class KeyLifecycle {
     }
   }
 
-  /** Destroys a key's material (PCI DSS 3.7.5); an approved ceremony or crypto-shredding. */
-  async destroyKey(id: string, actor: string, reason: string): Promise<void> {
+  /** How many tokens a key is still under (card data or fingerprints), expired or not. */
+  async tokensUnderKey(id: string): Promise<number> {
+    return countTokensUnderKey(this.db, id);
+  }
+
+  /**
+   * Destroys a key's material (PCI DSS 3.7.5): an approved `dek.destroy` ceremony, or
+   * crypto-shredding by the retention policy (3.2.1). Neither ever races a token write:
+   * - the key row is locked FOR UPDATE first, so token writers (which lock it FOR KEY SHARE in
+   *   their own statement) wait, or are waited for;
+   * - then a new statement (a fresh snapshot) counts the tokens still under the key;
+   * - then, in the same transaction, the key is destroyed only if none is, unless forced.
+   * A key still in use is refused with 409 KEY_IN_USE (retention: kept, no error). Forced, the
+   * `key.destroy` event records it and how many tokens were made unreadable.
+   */
+  async destroyKey(
+    id: string,
+    actor: string,
+    reason: string,
+    options: DestroyKeyOptions = {},
+  ): Promise<KeyDestruction> {
     const row = await findDataKey(this.db, id);
     if (row === undefined) throw new VaultError("KEY_NOT_FOUND");
     if (row.owner === SYSTEM_KEY_OWNER) {
@@ -192,33 +273,84 @@ export class KeyLifecycle {
         ],
       });
     }
-    const event = await this.audit.build({
-      tenantId: row.owner,
-      actor,
-      action: "key.destroy",
-      objectId: id,
-      outcome: "success",
-      details: { purpose: row.purpose, environment: row.environment, epoch: row.epoch, reason },
+    const force = options.force === true && options.retention !== true;
+    const outcome = await this.db.transaction(async (tx): Promise<KeyDestruction> => {
+      // Only the transaction's client inside it: PGlite has one connection.
+      const locked = await lockDataKeyForDestroy(tx, id);
+      if (locked === undefined) throw new VaultError("KEY_NOT_FOUND");
+      if (locked.destroyed_at !== null) {
+        if (options.retention === true) return { destroyed: false, tokens: 0 };
+        throw new VaultError("KEY_DESTROYED");
+      }
+      const tokens = await countTokensUnderKey(tx, id);
+      if (tokens > 0 && !force) {
+        if (options.retention === true) return { destroyed: false, tokens };
+        throw new VaultError("KEY_IN_USE", {
+          detail: `${tokens} token(s) are still under this key. Re-encrypt them first (payvault keys rotate --dek), or destroy it with force: their card data would become unrecoverable.`,
+        });
+      }
+      const event = await this.audit.build({
+        tenantId: row.owner,
+        actor,
+        action: "key.destroy",
+        objectId: id,
+        outcome: "success",
+        details: {
+          purpose: row.purpose,
+          environment: row.environment,
+          epoch: row.epoch,
+          reason,
+          forced: force,
+          tokens_unreadable: tokens,
+        },
+      });
+      const destroyed = await destroyDataKeyAudited(tx, id, this.clock.now(), event, force);
+      return { destroyed, tokens: destroyed ? tokens : 0 };
     });
-    await destroyDataKeyAudited(this.db, id, this.clock.now(), event);
-    this.keys.forget(id);
+    if (outcome.destroyed) this.keys.forget(id);
+    return outcome;
   }
 
   /**
    * DEK rotation: every current key of the purpose (in the tenant, or everywhere) gets a new
    * version, and a job moves every token off the retired versions (`pan`: re-encryption;
    * `fingerprint`: new fingerprints and dedupe keys). An interrupted job of the same purpose
-   * and scope is resumed instead of rotating again.
+   * and scope is resumed instead of rotating again. One rotation of a purpose at a time across
+   * all nodes (409 ROTATION_IN_PROGRESS). Before it returns a new job it waits until no node can
+   * still encrypt under the retired versions, so the job's first sweep finds every token.
    */
   async rotateDek(
     purpose: Purpose,
     tenantId: string | null,
     actor: string,
+    options: RotateDekOptions = {},
   ): Promise<{ rotated: DataKey[]; job: RotationJobRow | undefined; resumed: boolean }> {
-    if (purpose === "pan" || purpose === "fingerprint") {
-      const running = await findRunningJob(this.db, purpose, tenantId);
-      if (running !== undefined) return { rotated: [], job: running, resumed: true };
+    const result = await this.exclusive(dekLock(purpose), async () => {
+      if (purpose === "pan" || purpose === "fingerprint") {
+        const running = await findRunningJob(this.db, purpose, tenantId);
+        if (running !== undefined) return { rotated: [], job: running, resumed: true };
+      }
+      const rotated = await this.rotateSlots(purpose, tenantId, actor);
+      if (purpose !== "pan" && purpose !== "fingerprint") {
+        return { rotated, job: undefined, resumed: false };
+      }
+      return { rotated, job: await this.startJob(purpose, tenantId, actor), resumed: false };
+    });
+    if (result.job !== undefined && !result.resumed && result.rotated.length > 0) {
+      const settled = await this.settledAt(result.job);
+      const left = settled - this.clock.now().getTime();
+      if (left > 0) options.onSettling?.(left);
+      await this.waitUntil(settled, options.signal);
     }
+    return result;
+  }
+
+  /** Retires the current version of every matching slot and creates the next (audited). */
+  private async rotateSlots(
+    purpose: Purpose,
+    tenantId: string | null,
+    actor: string,
+  ): Promise<DataKey[]> {
     const rows = await listDataKeys(this.db);
     const current = new Map<string, DataKeyRow>();
     for (const row of rows) {
@@ -247,11 +379,7 @@ export class KeyLifecycle {
       });
       rotated.push(key);
     }
-    if (purpose !== "pan" && purpose !== "fingerprint") {
-      return { rotated, job: undefined, resumed: false };
-    }
-    const job = await this.startJob(purpose, tenantId, actor);
-    return { rotated, job, resumed: false };
+    return rotated;
   }
 
   async job(id: string): Promise<RotationJobRow | undefined> {
@@ -264,18 +392,50 @@ export class KeyLifecycle {
 
   /**
    * Runs (or resumes) a job to the end: batches of tokens under retired keys are moved, each
-   * batch in one statement with its audit event, each row only if still under the key it was
-   * read with. Killing it at any point loses nothing and encrypts nothing twice; running it
-   * again continues where it stopped.
+   * batch with its audit event, each row only if still under the key it was read with. Killing
+   * it at any point loses nothing and encrypts nothing twice; running it again continues where
+   * it stopped. It is marked done only after a sweep that began once no node could still
+   * encrypt under the retired keys (RETIREMENT_SETTLE_MS after the last retirement): a sweep
+   * that began earlier is followed by a wait and another sweep (PCI DSS 3.6.4, 3.7.4).
    */
   async runJob(jobId: string, actor: string, options: RunJobOptions = {}): Promise<JobProgress> {
-    const batchSize = options.batchSize ?? 2000;
-    let job = (await findJob(this.db, jobId)) as RotationJobRow;
+    let job = await findJob(this.db, jobId);
     if (job === undefined) throw new VaultError("KEY_NOT_FOUND");
-    let movedThisRun = 0;
-    let failed = 0;
-    // Pages come from one keyset cursor, handed out one at a time; WORKERS pages are re-encrypted
-    // and written at once (the pages never overlap), so the store's writes run in parallel.
+    const run: RunState = { moved: 0, failed: new Set() };
+    if (job.state === "running") {
+      let waitedFor = Number.NEGATIVE_INFINITY;
+      for (;;) {
+        const sweepStart = this.clock.now().getTime();
+        const exhausted = await this.sweep(job, actor, options, run);
+        if (!exhausted || options.signal?.aborted === true) break;
+        const settled = await this.settledAt(job);
+        // `waitedFor`: the injected clock may stand still (tests), real time did pass.
+        if (sweepStart >= settled || waitedFor >= settled) {
+          await finishJob(this.db, job.id, this.clock.now(), run.failed.size);
+          break;
+        }
+        options.onSettling?.(settled - this.clock.now().getTime());
+        if (!(await this.waitUntil(settled, options.signal))) break;
+        waitedFor = settled;
+      }
+      job = (await findJob(this.db, job.id)) as RotationJobRow;
+    }
+    return { job, movedThisRun: run.moved, failed: run.failed.size };
+  }
+
+  /**
+   * One pass over every token under a retired key of the job's scope. Pages come from one
+   * keyset cursor, handed out one at a time; JOB_WORKERS pages are re-encrypted and written at
+   * once (the pages never overlap), so the store's writes run in parallel. Returns whether it
+   * reached the end (false when stopped by the signal).
+   */
+  private async sweep(
+    job: RotationJobRow,
+    actor: string,
+    options: RunJobOptions,
+    run: RunState,
+  ): Promise<boolean> {
+    const batchSize = options.batchSize ?? 2000;
     let cursor = { tenantId: "", id: "" };
     let exhausted = false;
     let handout: Promise<unknown> = Promise.resolve();
@@ -295,73 +455,131 @@ export class KeyLifecycle {
       while (options.signal?.aborted !== true) {
         const batch = await takePage();
         if (batch.length === 0) return;
-        const result =
-          job.purpose === "pan" ? await this.reencrypt(batch) : await this.refingerprint(batch);
-        failed += result.failed;
-        const event = await this.audit.build({
-          ...this.systemEvent(actor, "key.reencrypt", job.id),
-          tenantId: job.tenant_id ?? undefined,
-          details: { purpose: job.purpose, tokens: result.count, failed: result.failed },
-        });
         // Awaited before adding: `x += await y` would read x before the other worker's update.
         const moved =
           job.purpose === "pan"
-            ? await applyReencryption(
-                this.db,
-                job.id,
-                result.updates as ReencryptUpdate[],
-                this.clock.now(),
-                event,
-              )
-            : await applyRefingerprint(
-                this.db,
-                job.id,
-                result.updates as RefingerprintUpdate[],
-                this.clock.now(),
-                event,
-              );
-        movedThisRun += moved;
+            ? await this.reencryptBatch(job, actor, batch, run)
+            : await this.refingerprintBatch(job, actor, batch, run);
+        run.moved += moved;
         const progress = (await findJob(this.db, job.id)) as RotationJobRow;
-        options.onProgress?.({ job: progress, movedThisRun, failed });
+        options.onProgress?.({ job: progress, movedThisRun: run.moved, failed: run.failed.size });
         await turnEventLoop();
       }
     };
-    if (job.state === "running") {
-      await Promise.all(Array.from({ length: JOB_WORKERS }, worker));
-      if (exhausted && options.signal?.aborted !== true) {
-        await finishJob(this.db, job.id, this.clock.now(), failed);
-      }
-      job = (await findJob(this.db, job.id)) as RotationJobRow;
+    await Promise.all(Array.from({ length: JOB_WORKERS }, worker));
+    return exhausted;
+  }
+
+  /**
+   * Writes a re-encrypted batch in one statement with its `key.reencrypt` event. The event
+   * counts exactly the tokens the statement moved: when some rows changed since they were read
+   * (another runner, a delete), nothing is written and the batch is retried with only the rows
+   * that can still move, under an event that counts just those.
+   */
+  private async reencryptBatch(
+    job: RotationJobRow,
+    actor: string,
+    batch: readonly StaleTokenRow[],
+    run: RunState,
+  ): Promise<number> {
+    const result = await this.reencrypt(batch);
+    for (const failed of result.failed) run.failed.add(failed);
+    let pending = result.updates;
+    while (pending.length > 0) {
+      const event = await this.audit.build({
+        ...this.systemEvent(actor, "key.reencrypt", job.id),
+        tenantId: job.tenant_id ?? undefined,
+        details: { purpose: "pan", tokens: pending.length, failed: result.failed.length },
+      });
+      const outcome = await applyReencryption(this.db, job.id, pending, this.clock.now(), event);
+      if (outcome.movable === undefined) return outcome.moved;
+      const still = new Set(outcome.movable.map((r) => rowKey(r.tenantId, r.id)));
+      pending = pending.filter((u) => still.has(rowKey(u.tenantId, u.id)));
     }
-    return { job, movedThisRun, failed };
+    return 0;
+  }
+
+  /**
+   * Writes a re-fingerprinted batch in one transaction with its `key.reencrypt` event, which
+   * counts the tokens moved and the dedupe keys cleared. A dedupe key already held by another
+   * token of the same card stays with the older token and the newer one's is cleared (see
+   * clearNewerDedupeHolders), so the unique dedupe index never stops the job. A concurrent insert
+   * of the same dedupe key, or a deadlock with another runner, retries the batch.
+   */
+  private async refingerprintBatch(
+    job: RotationJobRow,
+    actor: string,
+    batch: readonly StaleTokenRow[],
+    run: RunState,
+  ): Promise<number> {
+    const result = await this.refingerprint(batch);
+    for (const failed of result.failed) run.failed.add(failed);
+    if (result.updates.length === 0) return 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction(async (tx) => {
+          // Only the transaction's client inside it: PGlite has one connection.
+          const locked = await lockRefingerprintRows(tx, result.updates);
+          if (locked.length === 0) return 0;
+          const keep = new Set(locked.map((r) => rowKey(r.tenant_id, r.id)));
+          const updates = result.updates.filter((u) => keep.has(rowKey(u.tenantId, u.id)));
+          const holders = await clearNewerDedupeHolders(tx, updates);
+          const { moved, cleared } = await updateFingerprints(tx, updates);
+          const dedupeCleared = holders + cleared;
+          const event = await this.audit.build({
+            ...this.systemEvent(actor, "key.reencrypt", job.id),
+            tenantId: job.tenant_id ?? undefined,
+            details: {
+              purpose: "fingerprint",
+              tokens: moved,
+              failed: result.failed.length,
+              dedupe_cleared: dedupeCleared,
+            },
+          });
+          await advanceJobAudited(tx, job.id, { moved, dedupeCleared }, this.clock.now(), event);
+          return moved;
+        });
+      } catch (err) {
+        if (attempt >= REFINGERPRINT_ATTEMPTS || !isRetryableConflict(err)) throw err;
+      }
+    }
   }
 
   /** Jobs are run to their end by the maintenance loop too (e.g. after a crash). */
-  async resumeRunningJobs(actor: string): Promise<number> {
+  async resumeRunningJobs(actor: string, signal?: AbortSignal): Promise<number> {
     let moved = 0;
     for (const purpose of ["pan", "fingerprint"] as const) {
       for (const job of await listJobs(this.db, 20)) {
         if (job.state !== "running" || job.purpose !== purpose) continue;
-        moved += (await this.runJob(job.id, actor)).movedThisRun;
+        moved += (await this.runJob(job.id, actor, signal === undefined ? {} : { signal }))
+          .movedThisRun;
       }
     }
     return moved;
   }
 
-  /** Starts a job for tokens left on retired keys (e.g. keys retired by their cryptoperiod). */
-  async reencryptStale(actor: string): Promise<number> {
+  /**
+   * Starts a job for tokens left on retired keys (e.g. keys retired by their cryptoperiod), or
+   * runs the one already running. A purpose another node is starting a job for right now is
+   * left to that node.
+   */
+  async reencryptStale(actor: string, signal?: AbortSignal): Promise<number> {
     let moved = 0;
     for (const purpose of ["pan", "fingerprint"] as JobPurpose[]) {
       const stale = await countStaleTokens(this.db, purpose, null);
       if (stale === 0) continue;
-      const running = await findRunningJob(this.db, purpose, null);
-      // Tokens the last job could not decrypt stay where they are (counted in its audit events);
-      // a new job starts only when more tokens have gone stale since.
-      const last =
-        running === undefined ? await findLastFinishedJob(this.db, purpose, null) : undefined;
-      if (last !== undefined && stale <= last.failed) continue;
-      const job = running ?? (await this.startJob(purpose, null, actor));
-      moved += (await this.runJob(job.id, actor)).movedThisRun;
+      const started = await withExclusiveLock(this.db, dekLock(purpose), async () => {
+        const running = await findRunningJob(this.db, purpose, null);
+        if (running !== undefined) return running;
+        // Tokens the last job could not decrypt stay where they are (counted in its audit
+        // events); a new job starts only when more tokens have gone stale since.
+        const last = await findLastFinishedJob(this.db, purpose, null);
+        if (last !== undefined && stale <= last.failed) return undefined;
+        return this.startJob(purpose, null, actor);
+      });
+      if (!started.acquired || started.value === undefined) continue;
+      moved += (await this.runJob(started.value.id, actor, signal === undefined ? {} : { signal }))
+        .movedThisRun;
     }
     return moved;
   }
@@ -380,6 +598,7 @@ export class KeyLifecycle {
       total: await countStaleTokens(this.db, purpose, tenantId),
       done: 0,
       failed: 0,
+      dedupe_cleared: 0,
       started_by: actor,
       started_at: now,
       updated_at: now,
@@ -389,9 +608,35 @@ export class KeyLifecycle {
     return job;
   }
 
+  /** When no node can still encrypt under the job's retired keys (ms since epoch; 0: none). */
+  private async settledAt(job: RotationJobRow): Promise<number> {
+    const at = await latestRetirement(this.db, job.purpose, job.tenant_id);
+    return at === undefined ? 0 : at.getTime() + RETIREMENT_SETTLE_MS;
+  }
+
+  /** Waits until `at` on the injected clock; false when stopped by the signal first. */
+  private async waitUntil(at: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const left = at - this.clock.now().getTime();
+    if (signal?.aborted === true) return false;
+    try {
+      if (left > 0 && this.clock.sleep !== undefined) await this.clock.sleep(left, signal);
+      else if (left > 0) await sleep(left, undefined, signal === undefined ? {} : { signal });
+    } catch (err) {
+      if ((err as Error | null)?.name !== "AbortError") throw err;
+    }
+    return signal === undefined || !signal.aborted;
+  }
+
+  /** Runs `work` holding the cluster-wide lock `name`, or refuses with 409. */
+  private async exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const outcome = await withExclusiveLock(this.db, name, work);
+    if (!outcome.acquired) throw new VaultError("ROTATION_IN_PROGRESS");
+    return outcome.value;
+  }
+
   private async reencrypt(
     batch: readonly StaleTokenRow[],
-  ): Promise<{ updates: ReencryptUpdate[]; count: number; failed: number }> {
+  ): Promise<{ updates: ReencryptUpdate[]; failed: string[] }> {
     const targets = new Map<string, DataKey>();
     const uses = new Map<string, number>();
     for (const row of batch) {
@@ -411,7 +656,7 @@ export class KeyLifecycle {
       );
     }
     const updates: ReencryptUpdate[] = [];
-    let failed = 0;
+    const failed: string[] = [];
     for (const row of batch) {
       const target = targets.get(
         [row.tenant_id, row.environment, row.epoch].join("\u0000"),
@@ -436,19 +681,19 @@ export class KeyLifecycle {
         });
       } catch (err) {
         if (!(err instanceof DecryptionError) && !(err instanceof KeyDestroyedError)) throw err;
-        failed += 1;
+        failed.push(rowKey(row.tenant_id, row.id));
       } finally {
         if (plaintext !== undefined) zeroize(plaintext);
       }
     }
-    return { updates, count: updates.length, failed };
+    return { updates, failed };
   }
 
   private async refingerprint(
     batch: readonly StaleTokenRow[],
-  ): Promise<{ updates: RefingerprintUpdate[]; count: number; failed: number }> {
+  ): Promise<{ updates: RefingerprintUpdate[]; failed: string[] }> {
     const updates: RefingerprintUpdate[] = [];
-    let failed = 0;
+    const failed: string[] = [];
     for (const row of batch) {
       const key = await this.keys.activeKey({
         owner: row.tenant_id,
@@ -482,12 +727,12 @@ export class KeyLifecycle {
         });
       } catch (err) {
         if (!(err instanceof DecryptionError) && !(err instanceof KeyDestroyedError)) throw err;
-        failed += 1;
+        failed.push(rowKey(row.tenant_id, row.id));
       } finally {
         if (plaintext !== undefined) zeroize(plaintext);
       }
     }
-    return { updates, count: updates.length, failed };
+    return { updates, failed };
   }
 
   private view(row: DataKeyRow, now: number): KeyRecordView {
@@ -531,6 +776,32 @@ export class KeyLifecycle {
   ): AuditEventInput {
     return { tenantId: undefined, actor, action, objectId, outcome: "success", details: {} };
   }
+}
+
+/** What one run of a job has done so far (failed: tokens, counted once however often met). */
+interface RunState {
+  moved: number;
+  readonly failed: Set<string>;
+}
+
+function rowKey(tenantId: string, id: string): string {
+  return `${tenantId}\u0000${id}`;
+}
+
+/** The cluster-wide lock of an environment's KEK rotation and re-wrap. */
+function kekLock(environment: Environment): string {
+  return `kek:${environment}`;
+}
+
+/** The cluster-wide lock of a DEK purpose's rotation and job start. */
+function dekLock(purpose: Purpose): string {
+  return `dek-rotate:${purpose}`;
+}
+
+/** A unique violation (a concurrent insert of the same dedupe key) or a deadlock: try again. */
+function isRetryableConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "23505" || code === "40P01";
 }
 
 /** Maps with at most `limit` calls in flight (KMS round trips), keeping the input order. */
