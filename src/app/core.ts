@@ -17,7 +17,7 @@ import { CaptureSessions } from "../services/capture/capture-sessions.js";
 import { NestedJwt } from "../services/capture/nested-jwt.js";
 import { PublicOrigin } from "../services/capture/public-origin.js";
 import { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
-import { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
+import { DEFAULT_JOSE_OVERLAP_MS, VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import { IdempotencyService } from "../services/idempotency.js";
@@ -192,7 +192,10 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     const tenants = new TenantService(db, audit, clock);
     const lifecycle = new KeyLifecycle(db, keyManager, keys, audit, clock);
     const origin = new PublicOrigin(config.publicUrl);
-    const joseKeys = new VaultJoseKeys(db, keys, audit, clock);
+    const joseKeys = new VaultJoseKeys(db, keys, audit, clock, {
+      overlapMs: DEFAULT_JOSE_OVERLAP_MS,
+      cryptoperiodMs: config.captureKeyDays * 86_400_000,
+    });
     const shortLived = await openEphemeralStore({ redisUrl: config.redisUrl, clock });
     ephemeral = shortLived;
     const cvcs = new CvcStore(shortLived, keys);

@@ -40,6 +40,8 @@ export interface Config {
   readonly maintenanceIntervalMs: number;
   /** The scheduled job also moves tokens off retired DEKs (re-encryption). */
   readonly autoReencrypt: boolean;
+  /** Days a capture encryption or session signing key is current before it is replaced. */
+  readonly captureKeyDays: number;
 }
 
 /** Which KeyManager holds the KEKs (docs/key-management.md). */
@@ -207,6 +209,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       0,
       86_400_000,
     ),
+    captureKeyDays: integer(env, "PAYVAULT_CAPTURE_KEY_DAYS", 90, 1, 730),
     autoReencrypt:
       env.PAYVAULT_AUTO_REENCRYPT === undefined ? true : flag(env, "PAYVAULT_AUTO_REENCRYPT"),
   };

@@ -13,6 +13,8 @@ export interface MaintenanceReport {
   readonly keysDestroyed: number;
   readonly rewrapped: number;
   readonly reencrypted: number;
+  /** Capture and session keys replaced at the end of their cryptoperiod. */
+  readonly joseKeysRotated: number;
 }
 
 const ACTOR = "system:maintenance";
@@ -40,7 +42,10 @@ export async function runMaintenance(
     }
   }
   const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR, signal) : 0;
+  // Capture and session keys past their cryptoperiod (the old ones stay accepted for the overlap).
+  const joseKeysRotated = (await core.joseKeys.rotateDue(ACTOR)).length;
   return {
+    joseKeysRotated,
     tokensPurged: purge.tokensPurged,
     keysDestroyed: purge.keysDestroyed.length,
     rewrapped,

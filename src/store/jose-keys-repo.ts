@@ -46,17 +46,22 @@ export async function listUsableVaultJoseKeys(
   return rows;
 }
 
-/** Retires the current key of an algorithm; it is still accepted until `expiresAt`. */
+/**
+ * Retires the current key of an algorithm (only if made before `createdBefore`, when given);
+ * it is still accepted until `expiresAt`. Undefined when no such key was current.
+ */
 export async function retireVaultJoseKey(
   db: SqlClient,
   alg: string,
   now: Date,
   expiresAt: Date,
+  createdBefore?: Date,
 ): Promise<string | undefined> {
   const { rows } = await db.query<{ kid: string }>(
     `UPDATE vault_jose_keys SET retired_at = $2, expires_at = $3
-      WHERE alg = $1 AND retired_at IS NULL RETURNING kid`,
-    [alg, now, expiresAt],
+      WHERE alg = $1 AND retired_at IS NULL AND ($4::timestamptz IS NULL OR created_at <= $4)
+      RETURNING kid`,
+    [alg, now, expiresAt, createdBefore ?? null],
   );
   return rows[0]?.kid;
 }

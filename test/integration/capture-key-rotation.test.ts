@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { CompactEncrypt, importJWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runMaintenance } from "../../src/services/maintenance.js";
 import { auth, CARDS, EXP_MONTH, EXP_YEAR, expectProblem } from "../support/api-fixtures.js";
 import { DRIVERS } from "../support/databases.js";
 import type { TestVault } from "../support/vault-harness.js";
@@ -96,6 +97,23 @@ for (const driver of DRIVERS) {
       await expect(vault.core.captureSessions.verify(session)).rejects.toThrow(
         "the capture session is invalid or has expired",
       );
+    });
+
+    it("the maintenance pass replaces keys past their cryptoperiod (90 days), once however many passes run", async () => {
+      const before = (await vault.core.joseKeys.describe()).filter((k) => k.retiredAt === null);
+      expect(before).toHaveLength(3);
+      expect((await runMaintenance(vault.core, false)).joseKeysRotated).toBe(0);
+      now = new Date(now.getTime() + 91 * 86_400_000);
+      // Two passes at once, as two nodes would run them: the keys rotate once.
+      const [a, b] = await Promise.all([
+        runMaintenance(vault.core, false),
+        runMaintenance(vault.core, false),
+      ]);
+      expect(a.joseKeysRotated + b.joseKeysRotated).toBe(3);
+      const after = (await vault.core.joseKeys.describe()).filter((k) => k.retiredAt === null);
+      expect(after).toHaveLength(3);
+      expect(after.map((k) => k.kid).some((kid) => before.some((k) => k.kid === kid))).toBe(false);
+      expect((await runMaintenance(vault.core, false)).joseKeysRotated).toBe(0);
     });
   });
 }

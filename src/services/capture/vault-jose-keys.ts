@@ -55,9 +55,12 @@ export interface VaultJoseKeysOptions {
    * capture JWE (5 min) and the JWKS cache lifetime, so nothing in flight breaks at rotation.
    */
   readonly overlapMs: number;
+  /** How long a key is current before the scheduled pass replaces it (PCI DSS 3.6.4). */
+  readonly cryptoperiodMs: number;
 }
 
 export const DEFAULT_JOSE_OVERLAP_MS = 3_600_000;
+export const DEFAULT_JOSE_CRYPTOPERIOD_MS = 90 * 86_400_000;
 
 function useOf(alg: VaultJoseAlg): "enc" | "sig" {
   return alg === "ES256" ? "sig" : "enc";
@@ -99,7 +102,10 @@ export class VaultJoseKeys {
     private readonly keys: KeyRing,
     private readonly audit: AuditTrail,
     private readonly clock: Clock,
-    private readonly options: VaultJoseKeysOptions = { overlapMs: DEFAULT_JOSE_OVERLAP_MS },
+    private readonly options: VaultJoseKeysOptions = {
+      overlapMs: DEFAULT_JOSE_OVERLAP_MS,
+      cryptoperiodMs: DEFAULT_JOSE_CRYPTOPERIOD_MS,
+    },
   ) {}
 
   /** Makes sure a current key of every algorithm exists, and loads the set. */
@@ -151,27 +157,57 @@ export class VaultJoseKeys {
    * PCI DSS 3.6.4, 3.7.4: keys are changed at the end of their cryptoperiod or on suspicion.
    */
   async rotate(actor: string): Promise<{ retired: string[]; created: string[] }> {
-    const now = this.clock.now();
-    const expiresAt = new Date(now.getTime() + this.options.overlapMs);
     const retired: string[] = [];
     const created: string[] = [];
     for (const alg of VAULT_JOSE_ALGS) {
-      const old = await retireVaultJoseKey(this.db, alg, now, expiresAt);
-      if (old !== undefined) {
-        retired.push(old);
-        await this.audit.record(this.db, {
-          tenantId: undefined,
-          actor,
-          action: "jose_key.rotate",
-          objectId: old,
-          outcome: "success",
-          details: { alg, accepted_until: expiresAt.toISOString() },
-        });
-      }
+      const old = await this.retire(alg, actor, undefined);
+      if (old !== undefined) retired.push(old);
       created.push(await this.create(alg, actor));
     }
     await this.refresh(true);
     return { retired, created };
+  }
+
+  /**
+   * The scheduled rotation: replaces each current key older than its cryptoperiod. Only the node
+   * whose retirement wins (a compare-and-set on the key row) makes the successor, so passes on
+   * several nodes at once rotate once.
+   */
+  async rotateDue(actor: string): Promise<string[]> {
+    await this.fresh();
+    const cutoff = new Date(this.clock.now().getTime() - this.options.cryptoperiodMs);
+    const created: string[] = [];
+    for (const alg of VAULT_JOSE_ALGS) {
+      const current = this.current(alg);
+      if (current === undefined || current.createdAt > cutoff) continue;
+      if ((await this.retire(alg, actor, cutoff)) !== undefined) {
+        created.push(await this.create(alg, actor));
+      }
+    }
+    if (created.length > 0) await this.refresh(true);
+    return created;
+  }
+
+  /** Retires the current key of `alg` (made before `createdBefore`, when given), audited. */
+  private async retire(
+    alg: VaultJoseAlg,
+    actor: string,
+    createdBefore: Date | undefined,
+  ): Promise<string | undefined> {
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + this.options.overlapMs);
+    const old = await retireVaultJoseKey(this.db, alg, now, expiresAt, createdBefore);
+    if (old !== undefined) {
+      await this.audit.record(this.db, {
+        tenantId: undefined,
+        actor,
+        action: "jose_key.rotate",
+        objectId: old,
+        outcome: "success",
+        details: { alg, accepted_until: expiresAt.toISOString() },
+      });
+    }
+    return old;
   }
 
   private usable(): VaultJoseKey[] {
