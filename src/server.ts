@@ -43,6 +43,11 @@ export async function startServer(
       "PLAIN HTTP: PAYVAULT_INSECURE_HTTP=1 is set. Card data will cross the network unencrypted unless a TLS-terminating proxy sits in front of this vault (PCI DSS 4.2.1).",
     );
   }
+  if (config.databaseUrl !== undefined && config.redisUrl === undefined) {
+    logger.warn(
+      "REDIS_URL is not set: CVCs and jti replay checks live in this process only. With several nodes behind one PostgreSQL, set REDIS_URL so every node shares them (docs/ephemeral-store.md).",
+    );
+  }
   const startSealer = () =>
     core.sealer.start(config.auditSealIntervalMs, (err) =>
       logger.error({ err_type: (err as Error).name }, "audit sealing failed"),

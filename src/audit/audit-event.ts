@@ -29,6 +29,7 @@ export type AuditAction =
   | "tenant.update"
   | "jose_key.create"
   | "jose_key.rotate"
+  | "jose_key.destroy"
   | "tenant_jose_key.create"
   | "tenant_jose_key.revoke"
   | "capture.session";

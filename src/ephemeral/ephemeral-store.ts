@@ -21,6 +21,11 @@ export interface EphemeralStore {
    * one gets it. An expired entry is absent. The caller owns the returned bytes.
    */
   take(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Adds one to the counter under `key` and returns it; a new counter lives `ttlMs` from its
+   * first count (later counts do not extend it). Atomic across every node sharing the store.
+   */
+  count(key: string, ttlMs: number): Promise<number>;
   delete(key: string): Promise<void>;
   close(): Promise<void>;
 }

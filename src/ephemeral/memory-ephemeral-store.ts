@@ -38,6 +38,12 @@ const DEFAULT_MAX_ENTRIES = 1_000_000;
  * zeroed first, so the bytes do not linger in the heap until garbage collection. Single-threaded,
  * so every operation is atomic.
  */
+function counterBytes(value: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value);
+  return bytes;
+}
+
 export class MemoryEphemeralStore implements EphemeralStore {
   readonly prefix: string;
   private readonly entries = new Map<string, Entry>();
@@ -75,6 +81,18 @@ export class MemoryEphemeralStore implements EphemeralStore {
     const copy = Uint8Array.from(entry.value);
     this.drop(name);
     return copy;
+  }
+
+  async count(key: string, ttlMs: number): Promise<number> {
+    const name = this.nameOf(key, ttlMs);
+    const entry = this.live(name);
+    if (entry === undefined) {
+      this.store(name, counterBytes(1), ttlMs);
+      return 1;
+    }
+    const next = new DataView(entry.value.buffer, entry.value.byteOffset).getUint32(0) + 1;
+    new DataView(entry.value.buffer, entry.value.byteOffset).setUint32(0, next);
+    return next;
   }
 
   async delete(key: string): Promise<void> {

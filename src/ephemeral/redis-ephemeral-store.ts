@@ -101,6 +101,19 @@ export class RedisEphemeralStore implements EphemeralStore {
     return reply;
   }
 
+  async count(key: string, ttlMs: number): Promise<number> {
+    const name = this.nameOf(key, ttlMs);
+    // One transaction: create the counter with its TTL if absent, then add one (INCR keeps it).
+    const replies = await this.run(() =>
+      this.client.multi().set(name, "0", "PX", ttlMs, "NX").incr(name).exec(),
+    );
+    const counted = replies?.[1];
+    if (counted === undefined || counted[0] !== null || typeof counted[1] !== "number") {
+      throw new EphemeralStoreUnavailableError("unexpected reply");
+    }
+    return counted[1];
+  }
+
   async delete(key: string): Promise<void> {
     const name = this.nameOf(key);
     await this.run(() => this.client.del(name));

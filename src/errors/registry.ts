@@ -96,6 +96,10 @@ export const ERRORS = {
     status: 422,
     title: "This Idempotency-Key was used with a different request.",
   },
+  CAPTURE_ATTEMPTS_EXCEEDED: {
+    status: 429,
+    title: "This capture session was used too many times; ask the merchant for a new one.",
+  },
   UNSEAL_LOCKED: { status: 429, title: "Too many refused unseal shares; try again later." },
   INTERNAL_ERROR: { status: 500, title: "The vault could not complete the request." },
   DECRYPTION_FAILED: { status: 500, title: "The stored card data could not be decrypted." },

@@ -105,8 +105,11 @@ for (const driver of DRIVERS) {
         await newSession({ origins: [MERCHANT], ttl_seconds: 901 }),
         "VALIDATION_FAILED",
       );
-      // Loopback http:// is allowed for local development.
-      expect((await newSession({ origins: ["http://127.0.0.1:8080"] })).statusCode).toBe(201);
+      // Loopback http:// is for local development: with a test key only.
+      expectProblem(await newSession({ origins: ["http://127.0.0.1:8080"] }), "VALIDATION_FAILED");
+      const testKey = await vault.newKey(vault.tenantId, ["tokens:write"], "test");
+      const dev = await newSession({ origins: ["http://127.0.0.1:8080"] }, testKey);
+      expect(dev.statusCode).toBe(201);
     });
 
     it("a tampered or re-signed session does not verify", async () => {
@@ -184,30 +187,56 @@ for (const driver of DRIVERS) {
       ...extra,
     });
 
-    it("tokenizes a card encrypted to either published key, and holds its CVC", async () => {
+    it("tokenizes a card encrypted to the ECDH-ES key, holds its CVC, and answers only what a checkout may show", async () => {
       const { id, session } = (await newSession()).json() as { id: string; session: string };
-      for (const [alg, number] of [
-        ["ECDH-ES+A256KW", CARDS.visa],
-        ["RSA-OAEP-256", CARDS.mastercard],
-      ] as const) {
-        const res = await captureTokenize(session, await encryptCard(id, card(number), { alg }));
-        expect(res.statusCode, res.body).toBe(201);
-        const token = res.json() as { id: string; card: { last4: string }; cvc_expires_at: string };
-        expect(token.card.last4).toBe(number.slice(-4));
-        expect(token.cvc_expires_at).toBeDefined();
-        const cvc = await vault.core.cvcs.take(
-          { tenantId: vault.tenantId, environment: "live" },
-          token.id,
-        );
-        expect(cvc?.revealDigits()).toBe("123");
-        // Audited as the session's doing.
-        const { rows } = await vault.core.db.query<{ actor: string }>(
-          "SELECT actor FROM audit_events WHERE action = 'token.create' AND object_id = $1",
-          [token.id],
-        );
-        expect(rows).toEqual([{ actor: `capture:${id}` }]);
-      }
+      const res = await captureTokenize(session, await encryptCard(id, card(CARDS.visa)));
+      expect(res.statusCode, res.body).toBe(201);
+      const token = res.json() as { id: string; card: Record<string, unknown> };
+      expect(Object.keys(token).sort()).toEqual(["card", "id"]);
+      expect(token.card).toEqual({
+        brand: "visa",
+        last4: "4242",
+        exp_month: EXP_MONTH,
+        exp_year: EXP_YEAR,
+      });
+      const cvc = await vault.core.cvcs.take(
+        { tenantId: vault.tenantId, environment: "live" },
+        token.id,
+      );
+      expect(cvc?.revealDigits()).toBe("123");
+      // Audited as the session's doing.
+      const { rows } = await vault.core.db.query<{ actor: string }>(
+        "SELECT actor FROM audit_events WHERE action = 'token.create' AND object_id = $1",
+        [token.id],
+      );
+      expect(rows).toEqual([{ actor: `capture:${id}` }]);
+      // The same card again: the same token, and nothing tells the caller it was already held.
+      const again = await captureTokenize(session, await encryptCard(id, card(CARDS.visa)));
+      expect(again.statusCode).toBe(201);
+      expect(again.json()).toEqual(token);
       expect(vault.logs.text).not.toContain(CARDS.visa);
+    });
+
+    it("the public route takes no RSA-OAEP payload (its private-key cost is for authenticated callers)", async () => {
+      const { id, session } = (await newSession()).json() as { id: string; session: string };
+      const rsa = await encryptCard(id, card(CARDS.mastercard), { alg: "RSA-OAEP-256" });
+      expectProblem(await captureTokenize(session, rsa), "JWE_INVALID");
+    });
+
+    it("a session takes 20 submissions, whatever they are, then 429 CAPTURE_ATTEMPTS_EXCEEDED", async () => {
+      const { id, session } = (await newSession()).json() as { id: string; session: string };
+      for (let i = 0; i < 20; i++) {
+        expectProblem(await captureTokenize(session, "a.b.c.d.e"), "JWE_INVALID");
+      }
+      const good = await encryptCard(id, card(CARDS.visa4));
+      expectProblem(await captureTokenize(session, good), "CAPTURE_ATTEMPTS_EXCEEDED");
+      // Another session is counted apart.
+      const other = (await newSession()).json() as { id: string; session: string };
+      const res = await captureTokenize(
+        other.session,
+        await encryptCard(other.id, card(CARDS.visa4)),
+      );
+      expect(res.statusCode).toBe(201);
     });
 
     it("refuses a replayed payload, another session's payload, a stale or future one, and another vault's", async () => {

@@ -92,6 +92,18 @@ function contract(adapter: StoreAdapter, options: { takeMode?: "script" } = {}):
     expect((await h.raw()).size).toBe(0);
   });
 
+  it("counts: one more per call, every concurrent call a distinct number, gone after its TTL", async () => {
+    const counts = await Promise.all(
+      Array.from({ length: 20 }, () => h.store.count("hits", adapter.shortTtlMs)),
+    );
+    expect([...counts].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    await h.elapse(adapter.shortTtlMs / 2);
+    // A later count does not extend the counter's life.
+    expect(await h.store.count("hits", adapter.shortTtlMs)).toBe(21);
+    await h.elapse(adapter.shortTtlMs / 2);
+    expect(await h.store.count("hits", adapter.shortTtlMs)).toBe(1);
+  });
+
   it("lets exactly one of many concurrent callers put, and exactly one take", async () => {
     const puts = await Promise.all(
       Array.from({ length: 20 }, (_, i) => h.store.putIfAbsent("race", bytes(i), 60_000)),

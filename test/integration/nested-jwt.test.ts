@@ -88,6 +88,8 @@ for (const driver of DRIVERS) {
         jwsHeader?: Record<string, unknown>;
         jweHeader?: Record<string, unknown>;
         request?: unknown;
+        /** The JWS payload as written, for keys JavaScript objects cannot carry (`__proto__`). */
+        rawClaims?: (claims: string) => string;
       } = {},
     ): Promise<string> {
       const now = Math.floor(Date.now() / 1000);
@@ -102,7 +104,8 @@ for (const driver of DRIVERS) {
         request: opts.request ?? tokenizeRequest(),
         ...opts.claims,
       };
-      const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+      const text = JSON.stringify(claims);
+      const jws = await new CompactSign(new TextEncoder().encode(opts.rawClaims?.(text) ?? text))
         .setProtectedHeader({ alg: "ES256", kid: opts.kid ?? "merchant-sig-1", ...opts.jwsHeader })
         .sign(opts.signWith ?? signer.privateKey);
       const { kid, key } = await vaultKey();
@@ -227,6 +230,21 @@ for (const driver of DRIVERS) {
       });
       expect(del.statusCode).toBe(204);
       expectProblem(await post(await nested()), "JWE_INVALID");
+      // A kid in any form registration takes (here a KMS key ARN) can be revoked.
+      const arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+      const arnKey = await vault.app.inject({
+        method: "POST",
+        url: "/v1/tenant/jose-keys",
+        headers: auth(admin),
+        payload: { jwk: { ...rogue.publicJwk, kid: arn }, use: "sig" },
+      });
+      expect(arnKey.statusCode, arnKey.body).toBe(201);
+      const revokeArn = await vault.app.inject({
+        method: "DELETE",
+        url: `/v1/tenant/jose-keys/${encodeURIComponent(arn)}`,
+        headers: auth(admin),
+      });
+      expect(revokeArn.statusCode, revokeArn.body).toBe(204);
       // Another tenant's key is a 404, like a missing one.
       expectProblem(
         await vault.app.inject({
@@ -293,6 +311,44 @@ for (const driver of DRIVERS) {
         "card.number",
         "PAN_LUHN",
       );
+    });
+
+    it("keys are per environment: one registered with a pv_test_ key does not sign live requests", async () => {
+      const testAdmin = await vault.newKey(vault.tenantId, ["admin"], "test");
+      const testOnly = ecPair();
+      const reg = await vault.app.inject({
+        method: "POST",
+        url: "/v1/tenant/jose-keys",
+        headers: auth(testAdmin),
+        payload: { jwk: { ...testOnly.publicJwk, kid: "test-sig-1" }, use: "sig" },
+      });
+      expect(reg.statusCode).toBe(201);
+      const live = await nested({ signWith: testOnly.privateKey, kid: "test-sig-1" });
+      expectProblem(await post(live), "JWE_INVALID");
+      const listed = await vault.app.inject({
+        method: "GET",
+        url: "/v1/tenant/jose-keys",
+        headers: auth(admin),
+      });
+      expect((listed.json() as { keys: { kid: string }[] }).keys.map((k) => k.kid)).not.toContain(
+        "test-sig-1",
+      );
+    });
+
+    it("the signed request gets the JSON body's checks: no __proto__ key, no NUL", async () => {
+      const before = await tokenRowCount(vault);
+      const proto = await nested({
+        kid: "merchant-sig-3",
+        request: { ...tokenizeRequest(CARDS.visa3), metadata: { order: "1" } },
+        rawClaims: (text) => text.replace('"order":"1"', '"__proto__":{"isAdmin":"1"}'),
+      });
+      expectProblem(await post(proto), "FORBIDDEN_JSON_KEY");
+      const nul = await nested({
+        kid: "merchant-sig-3",
+        request: { ...tokenizeRequest(CARDS.visa3), metadata: { order: "a\u0000b" } },
+      });
+      expectProblem(await post(nul), "INVALID_UNICODE");
+      expect(await tokenRowCount(vault)).toBe(before);
     });
 
     it("registration takes public keys of allowed types and sizes only", async () => {

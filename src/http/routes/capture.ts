@@ -5,8 +5,6 @@ import {
 } from "../../services/capture/capture-sessions.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
-import { tokenizeResponseSchema } from "../schemas.js";
-import { tokenizeResponseBody } from "./tokens-create.js";
 
 const sessionBodySchema = {
   type: "object",
@@ -43,6 +41,31 @@ const tokenizeBodySchema = {
     session: { type: "string", minLength: 1, maxLength: 4096 },
     // A compact JWE of a card: a few hundred bytes (RSA-OAEP adds the 384-byte key).
     payload: { type: "string", minLength: 1, maxLength: 16_384 },
+  },
+} as const;
+
+/**
+ * What the public capture route answers: the token and what a checkout page may show. Not the
+ * token's metadata, fingerprint or dates, and not whether the card was already held: anyone with
+ * a session can call this route, and an existing customer's record is none of their business.
+ */
+const captureResponseSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["id", "card"],
+  properties: {
+    id: { type: "string" },
+    card: {
+      type: "object",
+      additionalProperties: false,
+      required: ["brand", "last4", "exp_month", "exp_year"],
+      properties: {
+        brand: { type: "string" },
+        last4: { type: "string" },
+        exp_month: { type: "integer" },
+        exp_year: { type: "integer" },
+      },
+    },
   },
 } as const;
 
@@ -95,14 +118,23 @@ export function registerCapture(app: FastifyInstance, deps: HttpDeps): void {
       bodyLimit: 32 * 1024,
       schema: {
         body: tokenizeBodySchema,
-        response: { 200: tokenizeResponseSchema, 201: tokenizeResponseSchema },
+        response: { 201: captureResponseSchema },
       },
     },
     async (request, reply) => {
       const body = request.body as { session: string; payload: string };
       const result = await deps.capture.tokenize(body.session, body.payload);
-      reply.code(result.duplicate ? 200 : 201);
-      return tokenizeResponseBody(result);
+      reply.code(201);
+      const { id, card } = result.token;
+      return {
+        id,
+        card: {
+          brand: card.brand,
+          last4: card.last4,
+          exp_month: card.exp_month,
+          exp_year: card.exp_year,
+        },
+      };
     },
   );
 }

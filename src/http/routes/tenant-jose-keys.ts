@@ -32,7 +32,9 @@ const keyViewSchema = {
 const kidParams = {
   type: "object",
   required: ["kid"],
-  properties: { kid: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" } },
+  // The kid grammar registration accepts (src/jose/tenant-jwk.ts): 1-128 printable ASCII, so a
+  // KMS key ARN works; send it URL-encoded.
+  properties: { kid: { type: "string", pattern: "^[\\x21-\\x7e]{1,128}$" } },
 } as const;
 
 function view(row: TenantJoseKeyRow) {

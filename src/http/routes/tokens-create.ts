@@ -57,7 +57,7 @@ function registerRoute(app: FastifyInstance, deps: HttpDeps): void {
           return;
         }
         const principal = principalOf(request);
-        if (encryptedReply) await deps.nestedJwt.requireResponseKey(principal.tenantId);
+        if (encryptedReply) await deps.nestedJwt.requireResponseKey(principal);
         request.body = await deps.nestedJwt.open(String(request.body), principal, {
           method: "POST",
           path: "/v1/tokens",
@@ -66,7 +66,7 @@ function registerRoute(app: FastifyInstance, deps: HttpDeps): void {
       onSend: async (request, reply, payload) => {
         if (!isJose(request.headers.accept) || reply.statusCode >= 300) return payload;
         reply.header("content-type", JOSE_CONTENT_TYPE);
-        return deps.nestedJwt.encryptResponse(principalOf(request).tenantId, String(payload));
+        return deps.nestedJwt.encryptResponse(principalOf(request), String(payload));
       },
     },
     async (request, reply) =>

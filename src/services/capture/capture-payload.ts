@@ -5,6 +5,7 @@ import type { Clock } from "../clock.js";
 import type { CapturePayloadOpener } from "./capture-service.js";
 import type { VaultJoseKeys } from "./vault-jose-keys.js";
 import {
+  asJsonBody,
   CLOCK_SKEW_SECONDS,
   isRecord,
   MAX_JOSE_LIFETIME_SECONDS,
@@ -18,7 +19,9 @@ import {
  * claims `{ iss: <session id>, aud: <vault origin>, iat, exp ≤ iat + 5 min, jti, card }`.
  */
 export function capturePayloadOpener(keys: VaultJoseKeys, clock: Clock): CapturePayloadOpener {
-  const decryptionKeys = vaultDecryptionKeys(keys);
+  // The public route takes ECDH-ES only: an RSA-OAEP private-key operation costs a few ms, which
+  // unauthenticated callers must not be able to spend (RSA is for authenticated nested calls).
+  const decryptionKeys = vaultDecryptionKeys(keys, ["ECDH-ES+A256KW"]);
   return (compact, expected) =>
     withJoseProblems(async () => {
       const { plaintext } = await decryptCaptureJwe(compact, decryptionKeys);
@@ -33,6 +36,6 @@ export function capturePayloadOpener(keys: VaultJoseKeys, clock: Clock): Capture
       if (!isRecord(card)) {
         throw new VaultError("JWT_CLAIMS_INVALID", { detail: "The card claim is missing (card)." });
       }
-      return { jti: checked.jti, replayUntil: checked.replayUntil, card };
+      return { jti: checked.jti, replayUntil: checked.replayUntil, card: asJsonBody(card) };
     });
 }

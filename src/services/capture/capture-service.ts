@@ -1,9 +1,17 @@
+import type { EphemeralStore } from "../../ephemeral/ephemeral-store.js";
 import type { ReplayGuard } from "../../ephemeral/replay-guard.js";
 import { VaultError } from "../../errors/registry.js";
 import type { Principal } from "../api-keys.js";
 import type { TokenizeResult, TokenService } from "../tokens/token-service.js";
 import type { CaptureSession, CaptureSessionVerifier } from "./capture-session.js";
 import { CaptureSessionError } from "./capture-session.js";
+
+/**
+ * Submissions one capture session may make, counted on every node before any decryption: a
+ * person fixing typos needs a few; a session in a card-testing script or a flood of payloads
+ * (each costs an ECDH and a replay-store entry) is stopped at this bound.
+ */
+export const MAX_CAPTURE_ATTEMPTS = 20;
 
 /** The claims a capture frame encrypts: who (the session), for whom (the vault), when, and the card. */
 export interface CaptureClaims {
@@ -36,8 +44,10 @@ export class CaptureService {
     private readonly sessions: CaptureSessionVerifier,
     private readonly openPayload: CapturePayloadOpener,
     private readonly replay: ReplayGuard,
+    private readonly counters: EphemeralStore,
     private readonly tokens: TokenService,
     private readonly vaultOrigin: () => string,
+    private readonly clock: { now(): Date },
   ) {}
 
   async tokenize(
@@ -51,6 +61,9 @@ export class CaptureService {
       if (err instanceof CaptureSessionError) throw new VaultError("CAPTURE_SESSION_INVALID");
       throw err;
     }
+    const lifetimeMs = Math.max(1_000, session.expiresAt.getTime() - this.clock.now().getTime());
+    const attempts = await this.counters.count(`capture-attempts:${session.id}`, lifetimeMs);
+    if (attempts > MAX_CAPTURE_ATTEMPTS) throw new VaultError("CAPTURE_ATTEMPTS_EXCEEDED");
     const claims = await this.openPayload(payload, {
       issuer: session.id,
       audience: this.vaultOrigin(),

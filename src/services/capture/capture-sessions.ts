@@ -1,4 +1,4 @@
-import { jwtVerify, SignJWT } from "jose";
+import { decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
 import { newId } from "../../crypto/random.js";
 import { VaultError } from "../../errors/registry.js";
 import type { Environment } from "../../keys/key-manager.js";
@@ -15,6 +15,7 @@ import type { VaultJoseKeys } from "./vault-jose-keys.js";
 export const MAX_SESSION_SECONDS = 900;
 export const MAX_SESSION_ORIGINS = 10;
 const SESSION_TYPE = "payvault-capture-session+jwt";
+const CLOCK_SKEW_SECONDS = 30;
 /** Sessions verified on this node, kept until they expire: one signature check per session. */
 const MAX_CACHED_SESSIONS = 10_000;
 /** A DNS name or an IP literal: no wildcard or other characters URL parsing lets through. */
@@ -59,9 +60,13 @@ export class CaptureSessions implements CaptureSessionVerifier {
     principal: Principal,
     request: { origins: readonly string[]; ttlSeconds?: number },
   ): Promise<{ session: string; id: string; expiresAt: Date }> {
+    // Plain-http loopback origins are for development: test environment only.
     const origins = request.origins.map((origin, i) => ({
       origin,
-      parsed: parseOrigin(origin),
+      parsed:
+        principal.environment === "test" || origin.startsWith("https:")
+          ? parseOrigin(origin)
+          : undefined,
       i,
     }));
     const bad = origins.filter((o) => o.parsed === undefined);
@@ -73,7 +78,7 @@ export class CaptureSessions implements CaptureSessionVerifier {
                 field: `origins.${o.i}`,
                 code: "ORIGIN_INVALID",
                 message:
-                  "An origin is https://host[:port] with no path (http:// only for localhost).",
+                  "An origin is https://host[:port] with no path (http:// only for localhost, with a test key).",
               }))
             : [
                 {
@@ -134,27 +139,30 @@ export class CaptureSessions implements CaptureSessionVerifier {
   }
 
   private async check(token: string): Promise<CaptureSession> {
+    // The key lookup runs first and outside the catch below: a store, key-service or sealed
+    // vault failure is a 5xx of the vault, never an invalid session.
+    let header: ReturnType<typeof decodeProtectedHeader>;
     try {
-      const { payload } = await jwtVerify(
-        token,
-        async (header) => {
-          const key =
-            header.kid === undefined ? undefined : await this.keys.findKey(header.kid, "sig");
-          if (key?.publicKey === undefined || key.alg !== header.alg) {
-            throw new CaptureSessionError();
-          }
-          return key.publicKey;
-        },
-        {
-          algorithms: ["ES256"],
-          typ: SESSION_TYPE,
-          issuer: this.vaultOrigin(),
-          audience: `${this.vaultOrigin()}/capture`,
-          currentDate: this.clock.now(),
-          maxTokenAge: MAX_SESSION_SECONDS,
-          requiredClaims: ["sub", "jti", "iat", "exp"],
-        },
-      );
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new CaptureSessionError();
+    }
+    const key =
+      typeof header.kid === "string" ? await this.keys.findKey(header.kid, "sig") : undefined;
+    if (key?.publicKey === undefined || key.alg !== header.alg) throw new CaptureSessionError();
+    const publicKey = key.publicKey;
+    try {
+      const { payload } = await jwtVerify(token, publicKey, {
+        // Nodes' clocks may differ a little: a session made on one is good on the others.
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        algorithms: ["ES256"],
+        typ: SESSION_TYPE,
+        issuer: this.vaultOrigin(),
+        audience: `${this.vaultOrigin()}/capture`,
+        currentDate: this.clock.now(),
+        maxTokenAge: MAX_SESSION_SECONDS,
+        requiredClaims: ["sub", "jti", "iat", "exp"],
+      });
       const origins = payload.origins;
       if (
         typeof payload.sub !== "string" ||

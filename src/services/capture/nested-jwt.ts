@@ -7,6 +7,7 @@ import type { Clock } from "../clock.js";
 import type { TenantJoseKeys } from "./tenant-jose-keys.js";
 import type { VaultJoseKeys } from "./vault-jose-keys.js";
 import {
+  asJsonBody,
   CLOCK_SKEW_SECONDS,
   isRecord,
   MAX_JOSE_LIFETIME_SECONDS,
@@ -44,9 +45,9 @@ export class NestedJwt {
     const origin = this.vaultOrigin();
     const opened = await withJoseProblems(() =>
       openNestedJwt(compact, {
-        decryptionKeys: vaultDecryptionKeys(this.vaultKeys),
+        decryptionKeys: vaultDecryptionKeys(this.vaultKeys, ["ECDH-ES+A256KW", "RSA-OAEP-256"]),
         signerKeys: async (kid) => {
-          const key = await this.tenantKeys.find(principal.tenantId, kid, "sig");
+          const key = await this.tenantKeys.find(principal, kid);
           return key === undefined ? undefined : { alg: key.alg, publicKey: key.key };
         },
         claims: {
@@ -71,12 +72,12 @@ export class NestedJwt {
     if (!(await this.replay.firstUse(`nested.${principal.tenantId}`, opened.claims.jti, until))) {
       throw new VaultError("JWT_REPLAYED");
     }
-    return request;
+    return asJsonBody(request);
   }
 
   /** Fails before any work is done when the tenant asks for an encrypted response but has no key. */
-  async requireResponseKey(tenantId: string): Promise<void> {
-    if ((await this.tenantKeys.encryptionJwk(tenantId)) === undefined) {
+  async requireResponseKey(principal: Principal): Promise<void> {
+    if ((await this.tenantKeys.encryptionJwk(principal)) === undefined) {
       throw new VaultError("JOSE_KEY_NOT_FOUND", {
         detail: "Register an encryption key (use enc) to receive encrypted responses.",
       });
@@ -84,8 +85,8 @@ export class NestedJwt {
   }
 
   /** A response body encrypted to the tenant's newest encryption key (compact JWE, A256GCM). */
-  async encryptResponse(tenantId: string, body: string): Promise<string> {
-    const jwk = await this.tenantKeys.encryptionJwk(tenantId);
+  async encryptResponse(principal: Principal, body: string): Promise<string> {
+    const jwk = await this.tenantKeys.encryptionJwk(principal);
     if (jwk === undefined) throw new VaultError("JOSE_KEY_NOT_FOUND");
     return encryptResponse(body, jwk, { cty: "json" });
   }

@@ -5,7 +5,7 @@ import type { JwsAlg } from "../../jose/algorithms.js";
 import type { KeyUse, RegisteredJwk } from "../../jose/tenant-jwk.js";
 import { JwkRejected, validateTenantJwk } from "../../jose/tenant-jwk.js";
 import type { Database } from "../../store/database.js";
-import type { TenantJoseKeyRow } from "../../store/jose-keys-repo.js";
+import type { TenantJoseKeyRow, TenantKeyScope } from "../../store/jose-keys-repo.js";
 import {
   findTenantEncryptionKey,
   findTenantJoseKey,
@@ -22,6 +22,10 @@ export interface TenantSigningKey {
   readonly kid: string;
   readonly alg: JwsAlg;
   readonly key: CryptoKey;
+}
+
+function scopeOf(principal: Principal): TenantKeyScope {
+  return { tenantId: principal.tenantId, environment: principal.environment };
 }
 
 function jwkInvalid(field: string, message: string): VaultError {
@@ -68,6 +72,7 @@ export class TenantJoseKeys {
     }
     const row: TenantJoseKeyRow = {
       tenant_id: principal.tenantId,
+      environment: principal.environment,
       kid: registered.kid,
       use: request.use,
       alg: registered.alg,
@@ -92,12 +97,14 @@ export class TenantJoseKeys {
   }
 
   list(principal: Principal): Promise<TenantJoseKeyRow[]> {
-    return listTenantJoseKeys(this.db, principal.tenantId);
+    return listTenantJoseKeys(this.db, scopeOf(principal));
   }
 
   async revoke(principal: Principal, kid: string): Promise<void> {
     const revoked = await this.db.transaction(async (tx) => {
-      if (!(await revokeTenantJoseKey(tx, principal.tenantId, kid, this.clock.now()))) return false;
+      if (!(await revokeTenantJoseKey(tx, scopeOf(principal), kid, this.clock.now()))) {
+        return false;
+      }
       await this.audit.record(tx, {
         tenantId: principal.tenantId,
         actor: principal.keyId,
@@ -111,9 +118,9 @@ export class TenantJoseKeys {
     if (!revoked) throw new VaultError("JOSE_KEY_NOT_FOUND");
   }
 
-  /** A tenant's unrevoked signing key by kid; undefined for any other tenant's. */
-  async find(tenantId: string, kid: string, use: "sig"): Promise<TenantSigningKey | undefined> {
-    const row = await findTenantJoseKey(this.db, tenantId, kid, use);
+  /** A tenant's unrevoked signing key by kid; undefined for another tenant's or environment's. */
+  async find(scope: TenantKeyScope, kid: string): Promise<TenantSigningKey | undefined> {
+    const row = await findTenantJoseKey(this.db, scope, kid, "sig");
     if (row === undefined) return undefined;
     // Checked again as it is imported: a stored row can never bring in another algorithm.
     const { alg, key } = await validateTenantJwk(row.jwk, "sig");
@@ -121,7 +128,7 @@ export class TenantJoseKeys {
   }
 
   /** The public JWK responses are encrypted to: the tenant's newest unrevoked `enc` key. */
-  async encryptionJwk(tenantId: string): Promise<Record<string, unknown> | undefined> {
-    return (await findTenantEncryptionKey(this.db, tenantId))?.jwk;
+  async encryptionJwk(scope: TenantKeyScope): Promise<Record<string, unknown> | undefined> {
+    return (await findTenantEncryptionKey(this.db, scope))?.jwk;
   }
 }

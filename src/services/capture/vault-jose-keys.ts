@@ -16,6 +16,7 @@ import { ACTIVE_RECHECK_MS, SYSTEM_KEY_OWNER } from "../../keys/key-ring.js";
 import type { Database } from "../../store/database.js";
 import type { VaultJoseKeyRow } from "../../store/jose-keys-repo.js";
 import {
+  deleteExpiredVaultJoseKeys,
   insertVaultJoseKey,
   listUsableVaultJoseKeys,
   retireVaultJoseKey,
@@ -66,36 +67,50 @@ function useOf(alg: VaultJoseAlg): "enc" | "sig" {
   return alg === "ES256" ? "sig" : "enc";
 }
 
-/** A new key pair: its kid (the RFC 7638 thumbprint), public JWK and private PKCS#8 bytes. */
-async function newKeyPair(
-  alg: VaultJoseAlg,
-): Promise<{ kid: string; publicJwk: Record<string, unknown>; der: Uint8Array }> {
-  if (alg !== "ES256") {
-    const pair = await generateCaptureKeyPair(alg);
-    const der = await exportPrivateKeyPkcs8(pair.privateKey);
-    return { kid: pair.kid, publicJwk: { ...pair.publicJwk }, der };
-  }
+/** A new key pair's private half as PKCS#8 bytes (its public half is derived when it loads). */
+async function newPrivateKey(alg: VaultJoseAlg): Promise<Uint8Array> {
+  if (alg !== "ES256") return exportPrivateKeyPkcs8((await generateCaptureKeyPair(alg)).privateKey);
   const pair = await generate("ec", { namedCurve: "P-256" });
-  const jwk = pair.publicKey.export({ format: "jwk" }) as Record<string, string>;
-  const kid = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]);
-  return {
-    kid,
-    publicJwk: { ...jwk, kid, use: "sig", alg },
-    der: pair.privateKey.export({ format: "der", type: "pkcs8" }),
-  };
+  return pair.privateKey.export({ format: "der", type: "pkcs8" });
+}
+
+/**
+ * The public JWK published for a private key, derived from the key itself (never trusted from a
+ * column): kid is its RFC 7638 thumbprint, with the use and alg of the key's role.
+ */
+async function publicJwkOf(
+  der: Uint8Array,
+  alg: VaultJoseAlg,
+): Promise<Record<string, unknown> & { kid: string }> {
+  const pub = createPublicKey(
+    createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" }),
+  );
+  const jwk = pub.export({ format: "jwk" }) as Record<string, string>;
+  const members =
+    jwk.kty === "RSA"
+      ? { kty: "RSA", n: jwk.n, e: jwk.e }
+      : { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y };
+  const kid = await calculateJwkThumbprint(members as Parameters<typeof calculateJwkThumbprint>[0]);
+  return { ...members, kid, use: useOf(alg), alg };
+}
+
+/** The envelope context of a private key: bound to its kid and algorithm. */
+function contextOf(kid: string, alg: string) {
+  return { tenantId: SYSTEM_KEY_OWNER, objectId: `jose:${alg}:${kid}`, purpose: "jose" as const };
 }
 
 /**
  * The vault's capture encryption keys and session signing key: made on first use, rotated with
  * an overlap, private halves sealed at rest under a system `jose` DEK, which the KEK wraps
  * (PCI DSS 3.6.1.2: keys stored encrypted under a key-encrypting key). Every node re-reads the
- * set at most every ACTIVE_RECHECK_MS, and at once when it meets a kid it does not know.
+ * set at most every ACTIVE_RECHECK_MS, and at once when it meets a kid it does not know; a node
+ * that finds an algorithm without a current key makes one (so a failure never leaves one out).
  */
 export class VaultJoseKeys {
   private loaded = new Map<string, VaultJoseKey>();
   private loadedAt = Number.NEGATIVE_INFINITY;
   private refreshing: Promise<void> | undefined;
-  private ensured: Promise<void> | undefined;
+  private ensuring: Promise<void> | undefined;
 
   constructor(
     private readonly db: Database,
@@ -109,12 +124,17 @@ export class VaultJoseKeys {
   ) {}
 
   /** Makes sure a current key of every algorithm exists, and loads the set. */
-  async ensure(): Promise<void> {
-    await this.refresh(true);
-    for (const alg of VAULT_JOSE_ALGS) {
-      if (this.current(alg) === undefined) await this.create(alg, "system");
-    }
-    await this.refresh(true);
+  ensure(): Promise<void> {
+    this.ensuring ??= (async () => {
+      await this.refresh(true);
+      for (const alg of VAULT_JOSE_ALGS) {
+        if (this.current(alg) === undefined) await this.create(alg, "system", undefined);
+      }
+      await this.refresh(true);
+    })().finally(() => {
+      this.ensuring = undefined;
+    });
+    return this.ensuring;
   }
 
   /** Every key still accepted, current ones first (the inventory; PCI DSS 3.6.1.1). */
@@ -134,7 +154,7 @@ export class VaultJoseKeys {
   /** The current key of an algorithm (new work is done with it). */
   async currentKey(alg: VaultJoseAlg): Promise<VaultJoseKey> {
     await this.fresh();
-    const key = this.current(alg) ?? (await this.ensure().then(() => this.current(alg)));
+    const key = this.current(alg);
     if (key === undefined) throw new Error(`no current ${alg} key`);
     return key;
   }
@@ -160,54 +180,44 @@ export class VaultJoseKeys {
     const retired: string[] = [];
     const created: string[] = [];
     for (const alg of VAULT_JOSE_ALGS) {
-      const old = await this.retire(alg, actor, undefined);
-      if (old !== undefined) retired.push(old);
-      created.push(await this.create(alg, actor));
+      const done = await this.create(alg, actor, { createdBefore: undefined });
+      if (done?.retired !== undefined) retired.push(done.retired);
+      if (done !== undefined) created.push(done.kid);
     }
     await this.refresh(true);
     return { retired, created };
   }
 
   /**
-   * The scheduled rotation: replaces each current key older than its cryptoperiod. Only the node
-   * whose retirement wins (a compare-and-set on the key row) makes the successor, so passes on
-   * several nodes at once rotate once.
+   * The scheduled pass: replaces each current key older than its cryptoperiod (only the node
+   * whose retirement wins the key row makes the successor, so several nodes rotate once), and
+   * deletes keys whose overlap ended: their private halves are gone for good (PCI DSS 3.7.5).
    */
   async rotateDue(actor: string): Promise<string[]> {
     await this.fresh();
-    const cutoff = new Date(this.clock.now().getTime() - this.options.cryptoperiodMs);
+    const now = this.clock.now();
+    const cutoff = new Date(now.getTime() - this.options.cryptoperiodMs);
     const created: string[] = [];
     for (const alg of VAULT_JOSE_ALGS) {
       const current = this.current(alg);
       if (current === undefined || current.createdAt > cutoff) continue;
-      if ((await this.retire(alg, actor, cutoff)) !== undefined) {
-        created.push(await this.create(alg, actor));
-      }
+      const done = await this.create(alg, actor, { createdBefore: cutoff });
+      if (done !== undefined) created.push(done.kid);
     }
+    await this.db.transaction(async (tx) => {
+      for (const kid of await deleteExpiredVaultJoseKeys(tx, now)) {
+        await this.audit.record(tx, {
+          tenantId: undefined,
+          actor,
+          action: "jose_key.destroy",
+          objectId: kid,
+          outcome: "success",
+          details: {},
+        });
+      }
+    });
     if (created.length > 0) await this.refresh(true);
     return created;
-  }
-
-  /** Retires the current key of `alg` (made before `createdBefore`, when given), audited. */
-  private async retire(
-    alg: VaultJoseAlg,
-    actor: string,
-    createdBefore: Date | undefined,
-  ): Promise<string | undefined> {
-    const now = this.clock.now();
-    const expiresAt = new Date(now.getTime() + this.options.overlapMs);
-    const old = await retireVaultJoseKey(this.db, alg, now, expiresAt, createdBefore);
-    if (old !== undefined) {
-      await this.audit.record(this.db, {
-        tenantId: undefined,
-        actor,
-        action: "jose_key.rotate",
-        objectId: old,
-        outcome: "success",
-        details: { alg, accepted_until: expiresAt.toISOString() },
-      });
-    }
-    return old;
   }
 
   private usable(): VaultJoseKey[] {
@@ -225,16 +235,10 @@ export class VaultJoseKeys {
     return this.usable().find((key) => key.alg === alg && key.retiredAt === null);
   }
 
-  /** The first use on a node makes sure the keys exist; later ones re-read them when due. */
+  /** Re-reads the set when due; makes any missing current key. */
   private async fresh(): Promise<void> {
-    if (this.ensured === undefined) {
-      this.ensured = this.ensure();
-      this.ensured.catch(() => {
-        this.ensured = undefined;
-      });
-    }
-    await this.ensured;
     if (Date.now() - this.loadedAt >= ACTIVE_RECHECK_MS) await this.refresh(false);
+    if (VAULT_JOSE_ALGS.some((alg) => this.current(alg) === undefined)) await this.ensure();
   }
 
   private refresh(force: boolean): Promise<void> {
@@ -262,10 +266,14 @@ export class VaultJoseKeys {
   }
 
   private async unseal(row: VaultJoseKeyRow): Promise<VaultJoseKey> {
+    const alg = row.alg as VaultJoseAlg;
     const dek = await this.keys.keyById(envelopeDekId(row.private_key), SYSTEM_KEY_OWNER, "jose");
-    const der = openEnvelope(row.private_key, dek.material, this.context(row.kid));
+    const der = openEnvelope(row.private_key, dek.material, contextOf(row.kid, alg));
     try {
-      const alg = row.alg as VaultJoseAlg;
+      const publicJwk = await publicJwkOf(der, alg);
+      if (publicJwk.kid !== row.kid || useOf(alg) !== row.use) {
+        throw new Error(`vault JOSE key ${row.kid} does not match its private key`);
+      }
       // Encryption keys become non-extractable WebCrypto keys (what the JOSE layer decrypts
       // with); the session key stays an OpenSSL key object, for signing and its public half.
       const signing =
@@ -274,7 +282,7 @@ export class VaultJoseKeys {
         kid: row.kid,
         use: row.use,
         alg,
-        publicJwk: row.public_jwk,
+        publicJwk,
         privateKey: signing ?? (await importCapturePrivateKey(der, alg as CaptureJweAlg)),
         publicKey: signing === undefined ? undefined : createPublicKey(signing),
         createdAt: row.created_at,
@@ -286,53 +294,67 @@ export class VaultJoseKeys {
     }
   }
 
-  private context(kid: string) {
-    return { tenantId: SYSTEM_KEY_OWNER, objectId: `jose:${kid}`, purpose: "jose" as const };
-  }
-
-  private async create(alg: VaultJoseAlg, actor: string): Promise<string> {
-    const { kid, publicJwk, der } = await newKeyPair(alg);
-    const use = useOf(alg);
+  /**
+   * Makes a new current key of `alg`. With `replace`, the current key (made before
+   * `createdBefore`, when given) is retired in the same transaction, so there is never a moment
+   * without a current key; undefined when another node got there first.
+   */
+  private async create(
+    alg: VaultJoseAlg,
+    actor: string,
+    replace: { readonly createdBefore: Date | undefined } | undefined,
+  ): Promise<{ kid: string; retired: string | undefined } | undefined> {
+    const der = await newPrivateKey(alg);
     try {
+      const { kid } = await publicJwkOf(der, alg);
       const dek = await this.keys.activeKey(SYSTEM_KEY_OWNER, "jose", 1);
       const sealed = sealEnvelope({
         dekId: dek.id,
         key: dek.material,
         plaintext: der,
-        context: this.context(kid),
+        context: contextOf(kid, alg),
       });
-      const inserted = await this.db.transaction(async (tx) => {
-        const ok = await insertVaultJoseKey(tx, {
+      const now = this.clock.now();
+      const expiresAt = new Date(now.getTime() + this.options.overlapMs);
+      return await this.db.transaction(async (tx) => {
+        let retired: string | undefined;
+        if (replace !== undefined) {
+          retired = await retireVaultJoseKey(tx, alg, now, expiresAt, replace.createdBefore);
+          if (retired === undefined && replace.createdBefore !== undefined) return undefined;
+          if (retired !== undefined) {
+            await this.audit.record(tx, {
+              tenantId: undefined,
+              actor,
+              action: "jose_key.rotate",
+              objectId: retired,
+              outcome: "success",
+              details: { alg, accepted_until: expiresAt.toISOString() },
+            });
+          }
+        }
+        const inserted = await insertVaultJoseKey(tx, {
           kid,
-          use,
+          use: useOf(alg),
           alg,
-          public_jwk: publicJwk,
           private_key: sealed,
-          created_at: this.clock.now(),
+          created_at: now,
           retired_at: null,
           expires_at: null,
         });
-        if (ok) {
-          await this.audit.record(tx, {
-            tenantId: undefined,
-            actor,
-            action: "jose_key.create",
-            objectId: kid,
-            outcome: "success",
-            details: { alg, use },
-          });
-        }
-        return ok;
+        // Another node made the current key of this algorithm first: that one stands.
+        if (!inserted) return undefined;
+        await this.audit.record(tx, {
+          tenantId: undefined,
+          actor,
+          action: "jose_key.create",
+          objectId: kid,
+          outcome: "success",
+          details: { alg, use: useOf(alg) },
+        });
+        return { kid, retired };
       });
-      // Another node made the current key of this algorithm first: that one stands.
-      return inserted ? kid : ((await this.currentAfterRace(alg)) ?? kid);
     } finally {
       zeroize(der);
     }
-  }
-
-  private async currentAfterRace(alg: VaultJoseAlg): Promise<string | undefined> {
-    await this.refresh(true);
-    return this.current(alg)?.kid;
   }
 }

@@ -1,4 +1,5 @@
 import { VaultError } from "../../errors/registry.js";
+import { parseJsonBody } from "../../http/json-body-parser.js";
 import type { CaptureJweAlg } from "../../jose/algorithms.js";
 import type { DecryptionKeys } from "../../jose/capture-jwe.js";
 import { JwtClaimsInvalid } from "../../jose/claims-error.js";
@@ -11,13 +12,15 @@ export const MAX_JWE_LENGTH = 65_536;
 export const MAX_JOSE_LIFETIME_SECONDS = 300;
 export const CLOCK_SKEW_SECONDS = 30;
 
-/** The vault's capture encryption keys, by kid, for the JOSE layer (src/jose/). */
-export function vaultDecryptionKeys(keys: VaultJoseKeys): DecryptionKeys {
+/** The vault's capture encryption keys of the given algorithms, by kid, for the JOSE layer. */
+export function vaultDecryptionKeys(
+  keys: VaultJoseKeys,
+  algorithms: readonly CaptureJweAlg[],
+): DecryptionKeys {
   return async (kid) => {
     const key = await keys.findKey(kid, "enc");
-    return key === undefined
-      ? undefined
-      : { alg: key.alg as CaptureJweAlg, privateKey: key.privateKey };
+    if (key === undefined || !(algorithms as readonly string[]).includes(key.alg)) return undefined;
+    return { alg: key.alg as CaptureJweAlg, privateKey: key.privateKey };
   };
 }
 
@@ -44,6 +47,15 @@ export async function withJoseProblems<T>(work: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw joseProblem(err);
   }
+}
+
+/**
+ * A JSON object from inside a JOSE payload, given the checks a JSON request body gets
+ * (json-body-parser.ts): no `__proto__`/`constructor` keys, no NUL or lone surrogate, so a
+ * request sent as a nested JWT or a capture payload is refused exactly as its JSON twin would be.
+ */
+export function asJsonBody(value: Record<string, unknown>): Record<string, unknown> {
+  return parseJsonBody(Buffer.from(JSON.stringify(value), "utf8")) as Record<string, unknown>;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
