@@ -3,6 +3,7 @@ import type { WriteStream } from "node:fs";
 import { createWriteStream } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { MAX_CAPTURE_ATTEMPTS } from "../services/capture/capture-service.js";
 import type { CaptureJwk, PayloadJob, PayloadReply } from "./capture-payload-job.js";
 import { CAPTURE_KEY_ALG, PAYLOAD_LIFETIME_SECONDS } from "./capture-payload-job.js";
 import { HttpsJsonClient } from "./https-json.js";
@@ -11,8 +12,11 @@ import type { TestCardSource } from "./test-cards.js";
 
 /** The merchant page a bench session is made for (the vault never contacts it). */
 const MERCHANT_ORIGIN = "https://shop.example";
-/** Cards per job: big enough that messaging is cheap, small enough to spread the work evenly. */
-const CARDS_PER_JOB = 256;
+/**
+ * Cards per job, each job under a session of its own: a session takes MAX_CAPTURE_ATTEMPTS
+ * submissions, as a checkout page's session would (one checkout, a few tries).
+ */
+const CARDS_PER_JOB = MAX_CAPTURE_ATTEMPTS;
 /** Jobs each worker holds, so it has the next while the main thread writes the last one out. */
 const JOBS_PER_WORKER = 2;
 const WORKER_URL = new URL("./capture-payload-worker.js", import.meta.url);
@@ -79,8 +83,9 @@ async function finish(out: WriteStream): Promise<void> {
  * Bodies for `POST /v1/capture/tokenize`, made as the capture frame makes them, to the vault's
  * published ECDH-ES+A256KW key. wrk's Lua cannot do ECDH-ES, so they are made beforehand on
  * worker threads with jose (the key imported once per worker) and written one per line.
- * Each write makes a new session (one lives 15 minutes, far longer than a wrk run) and uses
- * new cards from the run's TestCardSource, so every body is a first-time tokenization.
+ * Every MAX_CAPTURE_ATTEMPTS bodies get a new session (as checkouts do), and every body a new
+ * card from the run's TestCardSource, so each is a first-time tokenization under a session the
+ * vault verifies once.
  */
 export class CaptureBodies implements BodySource {
   readonly label = "capture bodies";
@@ -118,7 +123,7 @@ export class CaptureBodies implements BodySource {
   }
 
   async write(file: string, count: number): Promise<WrittenBodies> {
-    const session = await this.newSession();
+    const sessions = new HttpsJsonClient(this.vaultUrl, this.authorization);
     const started = performance.now();
     // The first body's iat is at least this late; its exp is iat + 5 minutes.
     const validUntilMs = (Math.floor(Date.now() / 1000) + PAYLOAD_LIFETIME_SECONDS) * 1000;
@@ -133,6 +138,7 @@ export class CaptureBodies implements BodySource {
       while (left > 0) {
         const size = Math.min(CARDS_PER_JOB, left);
         left -= size;
+        const session = await this.newSession(sessions);
         const job = {
           id: nextId++,
           session: session.session,
@@ -154,26 +160,22 @@ export class CaptureBodies implements BodySource {
       );
     } finally {
       await Promise.allSettled([finish(out), ...workers.map((w) => w.stop())]);
+      sessions.close();
     }
     const seconds = (performance.now() - started) / 1000;
     return { made: count, seconds, workers: workers.length, validUntilMs };
   }
 
   /** POST /v1/capture/sessions with the bench's admin key (it holds tokens:write). */
-  private async newSession(): Promise<Session> {
-    const client = new HttpsJsonClient(this.vaultUrl, this.authorization);
-    try {
-      const res = await client.send("POST", "/v1/capture/sessions", { origins: [MERCHANT_ORIGIN] });
-      const body = res.body as { id?: unknown; session?: unknown; frame_url?: unknown } | undefined;
-      const { id, session, frame_url: frameUrl } = body ?? {};
-      if (res.status !== 201 || typeof id !== "string" || typeof session !== "string") {
-        throw new Error(`POST /v1/capture/sessions: status ${res.status}`);
-      }
-      // The payload's aud is the vault's public origin, which the frame URL is built on.
-      const audience = new URL(String(frameUrl)).origin;
-      return { id, session, audience };
-    } finally {
-      client.close();
+  private async newSession(client: HttpsJsonClient): Promise<Session> {
+    const res = await client.send("POST", "/v1/capture/sessions", { origins: [MERCHANT_ORIGIN] });
+    const body = res.body as { id?: unknown; session?: unknown; frame_url?: unknown } | undefined;
+    const { id, session, frame_url: frameUrl } = body ?? {};
+    if (res.status !== 201 || typeof id !== "string" || typeof session !== "string") {
+      throw new Error(`POST /v1/capture/sessions: status ${res.status}`);
     }
+    // The payload's aud is the vault's public origin, which the frame URL is built on.
+    const audience = new URL(String(frameUrl)).origin;
+    return { id, session, audience };
   }
 }
