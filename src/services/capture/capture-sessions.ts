@@ -122,7 +122,9 @@ export class CaptureSessions implements CaptureSessionVerifier {
     if (typeof token !== "string" || token.length > 4096) throw new CaptureSessionError();
     const cached = this.verified.get(token);
     if (cached !== undefined) {
-      if (cached.expiresAt > this.clock.now()) return cached;
+      if (cached.expiresAt.getTime() + CLOCK_SKEW_SECONDS * 1000 > this.clock.now().getTime()) {
+        return cached;
+      }
       this.verified.delete(token);
     }
     const session = await this.check(token);
