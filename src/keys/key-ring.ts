@@ -121,8 +121,8 @@ const RESERVE_ATTEMPTS = 16;
 
 interface ActiveEntry {
   readonly id: string;
-  readonly loadedAt: number;
-  readonly encryptUntil: number;
+  loadedAt: number;
+  encryptUntil: number;
   readonly metered: boolean;
   /** Uses reserved in the store and not yet spent by this node. */
   budget: number;
@@ -271,10 +271,20 @@ export class KeyRing {
     }
     row ??= await this.createKey(slot, 1);
     const key = await this.unwrap(row);
+    const encryptUntil = row.encrypt_until?.getTime() ?? Number.POSITIVE_INFINITY;
+    // A recheck that finds the same key keeps its entry, and with it the uses this node already
+    // reserved (dropping them every ACTIVE_RECHECK_MS would burn a block of the key's use count
+    // each time); the entry is updated in place, so a reservation in flight lands in it.
+    const previous = this.active.get(name);
+    if (previous?.id === row.id) {
+      previous.loadedAt = Date.now();
+      previous.encryptUntil = encryptUntil;
+      return key;
+    }
     this.active.set(name, {
       id: row.id,
       loadedAt: Date.now(),
-      encryptUntil: row.encrypt_until?.getTime() ?? Number.POSITIVE_INFINITY,
+      encryptUntil,
       metered: row.max_uses !== null,
       budget: 0,
     });

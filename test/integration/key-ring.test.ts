@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DecryptionError } from "../../src/crypto/decryption-error.js";
 import type { Purpose } from "../../src/crypto/envelope.js";
 import { openEnvelope, sealEnvelope } from "../../src/crypto/envelope.js";
@@ -14,7 +14,7 @@ import type {
 } from "../../src/keys/key-manager.js";
 import { kekOf } from "../../src/keys/key-manager.js";
 import type { DataKey, KeyPolicy, KeySlot } from "../../src/keys/key-ring.js";
-import { KeyRing, SYSTEM_KEY_OWNER } from "../../src/keys/key-ring.js";
+import { ACTIVE_RECHECK_MS, KeyRing, SYSTEM_KEY_OWNER } from "../../src/keys/key-ring.js";
 import { LocalKeyManager } from "../../src/keys/local-key-manager.js";
 import { AuditTrail } from "../../src/services/audit/audit-trail.js";
 import type { Clock } from "../../src/services/clock.js";
@@ -288,6 +288,25 @@ for (const driver of DRIVERS) {
       });
       // A block bigger than the limit is refused rather than over-using a key.
       await expect(ring.activeKey(slot, undefined, 6)).rejects.toThrow(RangeError);
+    });
+
+    it("a recheck that finds the same key keeps this node's reserved uses (no block burnt every 30 s)", async () => {
+      const ring = newRing({ policy: ROOMY });
+      const owner = newOwner();
+      const slot = { owner, purpose: "pan", environment: "live", epoch: "2030-04" } as const;
+      await ring.activeKey(slot, undefined, 1);
+      expect((await slotRows(slot))[0]?.uses_reserved).toBe(64);
+      const realNow = Date.now;
+      const later = realNow() + ACTIVE_RECHECK_MS + 1_000;
+      vi.spyOn(Date, "now").mockImplementation(() => later);
+      try {
+        // Past the recheck: the ring reads the slot again, finds the same key, and spends from
+        // the block it already holds.
+        for (let i = 0; i < 10; i++) await ring.activeKey(slot, undefined, 1);
+      } finally {
+        vi.restoreAllMocks();
+      }
+      expect((await slotRows(slot))[0]?.uses_reserved).toBe(64);
     });
 
     it("two rings on one store, concurrently, never use a key more than max_uses times", async () => {
