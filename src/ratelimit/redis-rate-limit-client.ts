@@ -1,0 +1,82 @@
+import { Redis } from "ioredis";
+import { RateLimitUnavailableError } from "./token-bucket.js";
+
+export interface RateLimitRedisOptions {
+  /** redis:// or rediss:// URL; it may carry credentials, so it never appears in an error. */
+  readonly url: string;
+  /** Bound on opening the connection at start and on each reconnect. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Bound on each script. Every rate-limited request waits for it, so it is short: a hung Redis
+   * costs each request this much, then the route class's `onUnavailable` mode applies.
+   */
+  readonly commandTimeoutMs?: number;
+  /** Told every connection error the client sees (reason only), e.g. to log it. */
+  readonly onError?: (reason: string) => void;
+}
+
+export const DEFAULT_RATE_LIMIT_CONNECT_TIMEOUT_MS = 1_000;
+export const DEFAULT_RATE_LIMIT_COMMAND_TIMEOUT_MS = 250;
+const MAX_RECONNECT_DELAY_MS = 2_000;
+
+/**
+ * A client for the Redis rate-limit adapters that fails fast instead of queueing: no offline
+ * queue (a take while disconnected is refused at once), no retry of a script that was in flight
+ * when the connection dropped (a retry could take tokens twice), a short command timeout, and
+ * reconnection in the background. It does not wait for the connection: a vault whose Redis is
+ * down starts, and each route class's `onUnavailable` mode decides what its requests get.
+ * The caller owns the client and quits it at shutdown.
+ */
+export function createRateLimitRedis(options: RateLimitRedisOptions): Redis {
+  const client = new Redis(options.url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? DEFAULT_RATE_LIMIT_CONNECT_TIMEOUT_MS,
+    commandTimeout: options.commandTimeoutMs ?? DEFAULT_RATE_LIMIT_COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
+  });
+  // Without a listener ioredis prints every connection error to the console.
+  client.on("error", (err: unknown) => options.onError?.(redisFailureReason(err)));
+  client.connect().catch(() => undefined);
+  return client;
+}
+
+/**
+ * Runs a Lua script by its SHA-1, loading it on NOSCRIPT (a restarted or failed-over Redis has
+ * an empty script cache). Every failure becomes RateLimitUnavailableError with a short reason.
+ */
+export async function runScript(
+  client: Redis,
+  script: { readonly source: string; readonly sha1: string },
+  key: string,
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    try {
+      return await client.evalsha(script.sha1, 1, key, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      return await client.eval(script.source, 1, key, ...args);
+    }
+  } catch (err) {
+    throw new RateLimitUnavailableError(redisFailureReason(err));
+  }
+}
+
+/**
+ * A short reason for the log. Never the error's message as a whole: ioredis attaches the failed
+ * command's arguments (here the key, which holds a client IP or an API key id) to a ReplyError.
+ * A server error's first word (NOAUTH, OOM, READONLY…) is kept; it is Redis's own text.
+ */
+export function redisFailureReason(err: unknown): string {
+  if (!(err instanceof Error)) return "unknown error";
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code)) return code;
+  if (err.name === "ReplyError") return `ReplyError ${/^[A-Z]{1,32}/.exec(err.message)?.[0] ?? ""}`;
+  if (/^Command timed out$/.test(err.message)) return "command timed out";
+  if (/enableOfflineQueue/.test(err.message)) return "not connected";
+  if (/^Connection is closed/.test(err.message)) return "connection closed";
+  if (/max retries per request/i.test(err.message)) return "connection lost";
+  return err.name;
+}
