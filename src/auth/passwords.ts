@@ -23,8 +23,8 @@ export interface ScryptParams {
 export const SCRYPT_CURRENT: Readonly<ScryptParams> = Object.freeze({ ln: 17, r: 8, p: 1 });
 /** The floor: a stored hash below any of these is refused, never verified (OWASP minimum). */
 export const SCRYPT_MINIMUM: Readonly<ScryptParams> = Object.freeze({ ln: 17, r: 8, p: 1 });
-/** The ceiling: bounds the memory and time a stored string can make us spend (~1 GiB). */
-const SCRYPT_MAXIMUM: Readonly<ScryptParams> = Object.freeze({ ln: 20, r: 16, p: 4 });
+/** The ceiling: bounds what a stored string can make us spend (128·N·r = 1 GiB, p runs). */
+const SCRYPT_MAXIMUM: Readonly<ScryptParams> = Object.freeze({ ln: 19, r: 16, p: 4 });
 
 const KEY_BYTES = 64;
 const SALT_BYTES = 16;
@@ -72,8 +72,9 @@ function normalizedPasswordBytes(password: string): Buffer | undefined {
 
 function deriveKey(password: Uint8Array, salt: Uint8Array, params: ScryptParams): Promise<Buffer> {
   const N = 2 ** params.ln;
-  // Node refuses when 128·N·r exceeds maxmem (default 32 MiB); N=2^17, r=8 needs 128 MiB.
-  const maxmem = 2 * 128 * N * params.r * params.p;
+  // OpenSSL refuses when 128·r·(N + p + 2) exceeds maxmem (Node's default 32 MiB); N=2^17, r=8
+  // needs 128 MiB. Twice 128·N·r covers it for any p up to the ceiling.
+  const maxmem = 2 * 128 * N * params.r;
   return new Promise((resolve, reject) => {
     scrypt(password, salt, KEY_BYTES, { N, r: params.r, p: params.p, maxmem }, (err, key) =>
       err ? reject(err) : resolve(key),
@@ -89,7 +90,8 @@ function encode(params: ScryptParams, salt: Uint8Array, key: Uint8Array): string
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
 }
 
-const ENCODED = /^\$scrypt\$ln=([0-9]{1,2}),r=([0-9]{1,2}),p=([0-9]{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
+const ENCODED =
+  /^\$scrypt\$ln=([0-9]{1,2}),r=([0-9]{1,2}),p=([0-9]{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 
 interface ParsedHash {
   params: ScryptParams;
@@ -171,7 +173,8 @@ export async function verifyPassword(
   const stored = encoded === undefined ? dummy() : parseEncoded(encoded);
   const bytes = normalizedPasswordBytes(password);
   const candidate = await deriveKey(bytes ?? Buffer.alloc(0), stored.salt, stored.params);
-  const ok = constantTimeEqual(candidate, stored.key) && bytes !== undefined && encoded !== undefined;
+  const ok =
+    constantTimeEqual(candidate, stored.key) && bytes !== undefined && encoded !== undefined;
   const current =
     stored.params.ln === SCRYPT_CURRENT.ln &&
     stored.params.r === SCRYPT_CURRENT.r &&
@@ -220,7 +223,9 @@ export async function checkPasswordPolicy(
   const length = [...normalized].length;
   const issues: FieldIssue[] = [];
   if (length < PASSWORD_MIN_CODE_POINTS) {
-    issues.push(issue("PASSWORD_TOO_SHORT", `Use at least ${PASSWORD_MIN_CODE_POINTS} characters.`));
+    issues.push(
+      issue("PASSWORD_TOO_SHORT", `Use at least ${PASSWORD_MIN_CODE_POINTS} characters.`),
+    );
   }
   if (length > PASSWORD_MAX_CODE_POINTS) {
     issues.push(issue("PASSWORD_TOO_LONG", `Use at most ${PASSWORD_MAX_CODE_POINTS} characters.`));

@@ -1,9 +1,9 @@
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
-import type { BucketState } from "./token-bucket-math.js";
-import { refill, TOKEN_EPSILON, takeTokens } from "./token-bucket-math.js";
 import type { BucketPolicy, RateLimitDecision, TokenBucketStore } from "./token-bucket.js";
 import { checkBucketPolicy, checkCost, checkLimitKey } from "./token-bucket.js";
+import type { BucketState } from "./token-bucket-math.js";
+import { refill, TOKEN_EPSILON, takeTokens } from "./token-bucket-math.js";
 
 export interface MemoryTokenBucketStoreOptions {
   /** Refill is read from this clock, so tests move time instead of sleeping. */

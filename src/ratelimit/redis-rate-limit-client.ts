@@ -43,6 +43,26 @@ export function createRateLimitRedis(options: RateLimitRedisOptions): Redis {
 }
 
 /**
+ * Resolves once the client is connected and ready, or fails with RateLimitUnavailableError after
+ * `timeoutMs`: for a start-up or readiness check (the limiter itself never waits for it).
+ */
+export async function whenRateLimitRedisReady(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === "ready") return;
+  let timer: NodeJS.Timeout | undefined;
+  let onReady: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      client.once("ready", onReady);
+      timer = setTimeout(() => reject(new RateLimitUnavailableError("not ready")), timeoutMs);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onReady !== undefined) client.off("ready", onReady);
+  }
+}
+
+/**
  * Runs a Lua script by its SHA-1, loading it on NOSCRIPT (a restarted or failed-over Redis has
  * an empty script cache). Every failure becomes RateLimitUnavailableError with a short reason.
  */

@@ -1,6 +1,12 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { dynamicTruncation, hotp, type TotpAlgorithm, totpAt, totpStep } from "../../../src/auth/totp.js";
+import {
+  dynamicTruncation,
+  hotp,
+  type TotpAlgorithm,
+  totpAt,
+  totpStep,
+} from "../../../src/auth/totp.js";
 import { loadVectors } from "../crypto/load-vectors.js";
 
 interface VectorFile {

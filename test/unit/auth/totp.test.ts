@@ -1,13 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  decodeBase32,
   generateTotpSecret,
   hotp,
   TOTP_PERIOD_SECONDS,
   totpUri,
   verifyTotp,
 } from "../../../src/auth/totp.js";
-import { decodeBase32 } from "../../../src/auth/totp.js";
 import { SecretBytes } from "../../../src/crypto/secret.js";
 
 const KEY = Buffer.from("12345678901234567890", "ascii");
@@ -19,7 +19,9 @@ const codeFor = (step: number) => hotp(KEY, step);
 
 describe("verifyTotp", () => {
   it("accepts the current code and returns its step", () => {
-    expect(verifyTotp(secret, codeFor(STEP), { now: at(STEP, 12_345), lastUsedStep: null })).toEqual({
+    expect(
+      verifyTotp(secret, codeFor(STEP), { now: at(STEP, 12_345), lastUsedStep: null }),
+    ).toEqual({
       ok: true,
       step: STEP,
     });
@@ -43,13 +45,17 @@ describe("verifyTotp", () => {
 
   it("moves the window at the step boundary, to the millisecond", () => {
     const lastMs = at(STEP + 1) - 1;
-    expect(verifyTotp(secret, codeFor(STEP - 1), { now: lastMs, lastUsedStep: null }).ok).toBe(true);
+    expect(verifyTotp(secret, codeFor(STEP - 1), { now: lastMs, lastUsedStep: null }).ok).toBe(
+      true,
+    );
     const nextMs = at(STEP + 1);
     expect(verifyTotp(secret, codeFor(STEP - 1), { now: nextMs, lastUsedStep: null })).toEqual({
       ok: false,
       reason: "INVALID",
     });
-    expect(verifyTotp(secret, codeFor(STEP + 2), { now: nextMs, lastUsedStep: null }).ok).toBe(true);
+    expect(verifyTotp(secret, codeFor(STEP + 2), { now: nextMs, lastUsedStep: null }).ok).toBe(
+      true,
+    );
   });
 
   describe("never accepts a code twice (PCI DSS 8.5.1)", () => {
@@ -62,13 +68,19 @@ describe("verifyTotp", () => {
 
     it("refuses an earlier step still inside the window", () => {
       const opts = { now: at(STEP), lastUsedStep: STEP };
-      expect(verifyTotp(secret, codeFor(STEP - 1), opts)).toEqual({ ok: false, reason: "REPLAYED" });
+      expect(verifyTotp(secret, codeFor(STEP - 1), opts)).toEqual({
+        ok: false,
+        reason: "REPLAYED",
+      });
     });
 
     it("refuses every step up to a future step already used, accepts the next", () => {
       const opts = { now: at(STEP), lastUsedStep: STEP + 1 };
       expect(verifyTotp(secret, codeFor(STEP), opts)).toEqual({ ok: false, reason: "REPLAYED" });
-      expect(verifyTotp(secret, codeFor(STEP + 1), opts)).toEqual({ ok: false, reason: "REPLAYED" });
+      expect(verifyTotp(secret, codeFor(STEP + 1), opts)).toEqual({
+        ok: false,
+        reason: "REPLAYED",
+      });
       const later = { now: at(STEP + 1), lastUsedStep: STEP + 1 };
       expect(verifyTotp(secret, codeFor(STEP + 2), later)).toEqual({ ok: true, step: STEP + 2 });
     });
@@ -146,7 +158,9 @@ describe("enrolment", () => {
     expect(generateTotpSecret().byteLength).toBe(20);
     expect(generateTotpSecret("SHA256").byteLength).toBe(32);
     expect(generateTotpSecret("SHA512").byteLength).toBe(64);
-    const seen = new Set(Array.from({ length: 50 }, () => generateTotpSecret().use((b) => b.toString("hex"))));
+    const seen = new Set(
+      Array.from({ length: 50 }, () => generateTotpSecret().use((b) => b.toString("hex"))),
+    );
     expect(seen.size).toBe(50);
   });
 
