@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { redisFailureReason } from "../redis/failure-reason.js";
 import type { EphemeralStore } from "./ephemeral-store.js";
 import {
   checkKey,
@@ -68,7 +69,7 @@ export class RedisEphemeralStore implements EphemeralStore {
       retryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
     });
     // Without a listener ioredis prints every connection error to the console.
-    client.on("error", (err: unknown) => options.onError?.(reasonOf(err)));
+    client.on("error", (err: unknown) => options.onError?.(redisFailureReason(err)));
     try {
       await withDeadline(client.connect(), connectTimeoutMs);
       const takeMode = options.takeMode ?? (await detectTakeMode(client));
@@ -166,24 +167,7 @@ function asBuffer(value: Uint8Array): Buffer {
 function unavailable(err: unknown): EphemeralStoreUnavailableError {
   return err instanceof EphemeralStoreUnavailableError
     ? err
-    : new EphemeralStoreUnavailableError(reasonOf(err));
-}
-
-/**
- * A short reason for the log. Never the error's message or fields as a whole: ioredis attaches
- * the failed command's arguments (the key and the value) to a ReplyError. A server error's first
- * word (NOAUTH, OOM, READONLY…) is kept; it is Redis's own text, never ours.
- */
-function reasonOf(err: unknown): string {
-  if (!(err instanceof Error)) return "unknown error";
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code)) return code;
-  if (err.name === "ReplyError") return `ReplyError ${/^[A-Z]{1,32}/.exec(err.message)?.[0] ?? ""}`;
-  if (/^Command timed out$/.test(err.message)) return "command timed out";
-  if (/enableOfflineQueue/.test(err.message)) return "not connected";
-  if (/^Connection is closed/.test(err.message)) return "connection closed";
-  if (/max retries per request/i.test(err.message)) return "connection lost";
-  return err.name;
+    : new EphemeralStoreUnavailableError(redisFailureReason(err));
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
+import { redisFailureReason } from "../redis/failure-reason.js";
 import type { AuthBackoff, BackoffPolicy, BackoffState } from "./auth-backoff.js";
 import {
   checkBackoffPolicy,
   DEFAULT_BACKOFF_POLICY,
   MAX_BACKOFF_EXPONENT,
 } from "./auth-backoff.js";
-import { redisFailureReason, runScript } from "./redis-rate-limit-client.js";
+import { runScript } from "./redis-rate-limit-client.js";
 import {
   checkLimitKey,
   checkLimitPrefix,

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { redisFailureReason } from "../redis/failure-reason.js";
 import { RateLimitUnavailableError } from "./token-bucket.js";
 
 export interface RateLimitRedisOptions {
@@ -82,21 +83,4 @@ export async function runScript(
   } catch (err) {
     throw new RateLimitUnavailableError(redisFailureReason(err));
   }
-}
-
-/**
- * A short reason for the log. Never the error's message as a whole: ioredis attaches the failed
- * command's arguments (here the key, which holds a client IP or an API key id) to a ReplyError.
- * A server error's first word (NOAUTH, OOM, READONLY…) is kept; it is Redis's own text.
- */
-export function redisFailureReason(err: unknown): string {
-  if (!(err instanceof Error)) return "unknown error";
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code)) return code;
-  if (err.name === "ReplyError") return `ReplyError ${/^[A-Z]{1,32}/.exec(err.message)?.[0] ?? ""}`;
-  if (/^Command timed out$/.test(err.message)) return "command timed out";
-  if (/enableOfflineQueue/.test(err.message)) return "not connected";
-  if (/^Connection is closed/.test(err.message)) return "connection closed";
-  if (/max retries per request/i.test(err.message)) return "connection lost";
-  return err.name;
 }
