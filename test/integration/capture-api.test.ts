@@ -43,6 +43,8 @@ for (const driver of DRIVERS) {
       expect(res.statusCode).toBe(200);
       expect(res.headers["cache-control"]).toMatch(/^public, max-age=\d+$/);
       const { keys } = res.json() as { keys: Record<string, string>[] };
+      // The default, ECDH-ES on P-256, comes first.
+      expect(keys[0]?.alg).toBe("ECDH-ES+A256KW");
       const ec = keys.find((k) => k.alg === "ECDH-ES+A256KW");
       const rsa = keys.find((k) => k.alg === "RSA-OAEP-256");
       expect(ec).toMatchObject({ kty: "EC", crv: "P-256", use: "enc" });

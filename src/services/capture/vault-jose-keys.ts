@@ -222,13 +222,17 @@ export class VaultJoseKeys {
 
   private usable(): VaultJoseKey[] {
     const now = this.clock.now();
-    return [...this.loaded.values()]
-      .filter((key) => key.expiresAt === null || key.expiresAt > now)
-      .sort(
-        (a, b) =>
-          Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
-          b.createdAt.getTime() - a.createdAt.getTime(),
-      );
+    return (
+      [...this.loaded.values()]
+        .filter((key) => key.expiresAt === null || key.expiresAt > now)
+        // Current keys first, the default algorithm (ECDH-ES) before the others, newest first.
+        .sort(
+          (a, b) =>
+            Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
+            VAULT_JOSE_ALGS.indexOf(a.alg) - VAULT_JOSE_ALGS.indexOf(b.alg) ||
+            b.createdAt.getTime() - a.createdAt.getTime(),
+        )
+    );
   }
 
   private current(alg: VaultJoseAlg): VaultJoseKey | undefined {
