@@ -581,10 +581,10 @@ export type Exclusive<T> =
 /**
  * Runs `work` as the only holder of the lock `name` across every node on this store, or returns
  * `{ acquired: false }` at once when another holds it (no waiting: the caller reports a 409).
- * On PostgreSQL the lock is a transaction-level advisory lock held on one pooled connection
- * while `work` runs on the others (it needs a pool of at least two), and released when that
- * transaction ends, also if the process dies. PGlite is opened by one process only (the data
- * directory lock), so the in-process set is the lock there.
+ * On PostgreSQL the lock is a session-level advisory lock on a connection of its own, outside
+ * the pool (so any pool size works and two sections never wait on each other's connections), and
+ * released when `work` ends, also if the process dies. PGlite is opened by one process only (the
+ * data directory lock), so the in-process set is the lock there.
  */
 export async function withExclusiveLock<T>(
   db: Database,
@@ -599,16 +599,14 @@ export async function withExclusiveLock<T>(
   if (held.has(name)) return { acquired: false };
   held.add(name);
   try {
-    if (db.kind !== "postgres") return { acquired: true, value: await work() };
     const key = createHash("sha256").update(name).digest().readInt32BE(0);
-    return await db.transaction(async (tx): Promise<Exclusive<T>> => {
-      const { rows } = await tx.query<{ ok: boolean }>(
-        "SELECT pg_try_advisory_xact_lock($1::int, $2::int) AS ok",
-        [LOCK_NAMESPACE, key],
-      );
-      if (rows[0]?.ok !== true) return { acquired: false };
+    const release = await db.tryAdvisoryLock(LOCK_NAMESPACE, key);
+    if (release === undefined) return { acquired: false };
+    try {
       return { acquired: true, value: await work() };
-    });
+    } finally {
+      await release();
+    }
   } finally {
     held.delete(name);
   }

@@ -42,6 +42,8 @@ export async function openPgliteDatabase(dataDir: string | undefined): Promise<D
     query: client.query,
     exec: client.exec,
     transaction: (work) => pg.transaction((tx) => work(wrap(tx))),
+    // One process owns a PGlite data directory: the callers' in-process guard is the lock.
+    tryAdvisoryLock: async () => async () => undefined,
     close: () => pg.close(),
   };
 }

@@ -54,10 +54,15 @@ export async function openPostgresDatabase(options: PostgresOptions): Promise<Da
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
     throw new Error("schema name must be a lower-case SQL identifier");
   }
-  const pool = new pg.Pool({
+  const connection = {
     connectionString: options.connectionString,
-    max: options.poolSize,
     ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+  };
+  const pool = new pg.Pool({
+    ...connection,
+    max: options.poolSize,
+    // An exhausted pool fails the request instead of hanging it.
+    connectionTimeoutMillis: 30_000,
   });
   // A pooled connection that fails while idle must not crash the process.
   pool.on("error", () => undefined);
@@ -70,7 +75,9 @@ export async function openPostgresDatabase(options: PostgresOptions): Promise<Da
     async transaction(work) {
       const conn = await pool.connect();
       try {
-        await conn.query("BEGIN");
+        // Explicit: the lock-then-recheck patterns (key destruction) rely on a fresh snapshot per
+        // statement, whatever default_transaction_isolation the database or role sets.
+        await conn.query("BEGIN ISOLATION LEVEL READ COMMITTED");
         const result = await work(wrap(conn));
         await conn.query("COMMIT");
         return result;
@@ -80,6 +87,30 @@ export async function openPostgresDatabase(options: PostgresOptions): Promise<Da
       } finally {
         conn.release();
       }
+    },
+    async tryAdvisoryLock(namespace, key) {
+      const lockClient = new pg.Client(connection);
+      lockClient.on("error", () => undefined);
+      await lockClient.connect();
+      try {
+        const { rows } = await lockClient.query<{ ok: boolean }>(
+          "SELECT pg_try_advisory_lock($1::int, $2::int) AS ok",
+          [namespace, key],
+        );
+        if (rows[0]?.ok === true) {
+          return async () => {
+            await lockClient
+              .query("SELECT pg_advisory_unlock($1::int, $2::int)", [namespace, key])
+              .catch(() => undefined);
+            await lockClient.end().catch(() => undefined);
+          };
+        }
+      } catch (err) {
+        await lockClient.end().catch(() => undefined);
+        throw err;
+      }
+      await lockClient.end().catch(() => undefined);
+      return undefined;
     },
     close: () => pool.end(),
   };
