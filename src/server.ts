@@ -53,6 +53,7 @@ export async function startServer(
       logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
     );
   let serving = !core.sealStatus().sealed;
+  let starting: Promise<void> | undefined;
   const app = buildApp(
     {
       ...core,
@@ -61,10 +62,16 @@ export async function startServer(
         const status = await core.submitUnsealShare(share);
         // Once per process; a failed bootstrap is tried again by the next share posted.
         if (!status.sealed && !serving) {
-          await bootstrapOnce();
-          startSealer();
-          serving = true;
-          logger.info("vault unsealed");
+          // Shares completing at once share one start; a failed one is tried again by the next.
+          starting ??= (async () => {
+            await bootstrapOnce();
+            startSealer();
+            serving = true;
+            logger.info("vault unsealed");
+          })().finally(() => {
+            starting = undefined;
+          });
+          await starting;
         }
         return status;
       },

@@ -33,7 +33,9 @@ export class AuditSealer {
     private readonly clock: Clock,
   ) {}
 
+  /** Starts sealing every `intervalMs`; a second call while started does nothing. */
   start(intervalMs: number, onError: (err: unknown) => void): void {
+    if (this.timer !== undefined) return;
     this.timer = setInterval(() => {
       this.sealPending().catch(onError);
     }, intervalMs);
