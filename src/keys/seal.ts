@@ -164,10 +164,10 @@ export class ShareCollector {
       share = decodeShare(text);
     } catch (err) {
       if (!(err instanceof ShareFormatError)) throw err;
-      const message = `The share is malformed: ${err.message}`;
-      // A well-formed share with a wrong checksum counts: it may be a guess as much as a typo.
-      if (err.reason === "checksum") throw this.refuse("UNSEAL_SHARE_INVALID", message);
-      throw new UnsealError("UNSEAL_SHARE_INVALID", message);
+      // Not counted, whatever the reason (a wrong checksum included): anyone can send junk, and
+      // counting it would let anyone who reaches the route keep a sealed vault locked. What
+      // counts needs a share of this set: a duplicate, or a combination that does not open.
+      throw new UnsealError("UNSEAL_SHARE_INVALID", `The share is malformed: ${err.message}`);
     }
     if (share.kekSetId !== this.set.setId || share.threshold !== this.set.threshold) {
       zeroize(share.value);

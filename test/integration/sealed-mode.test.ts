@@ -262,7 +262,7 @@ describe("sealed local KeyManager (Shamir shares)", () => {
     expect(manager.submitShare(shares[4] as string).sealed).toBe(false);
   });
 
-  it("locks unsealing for 15 minutes after 5 counted refusals (wrong checksums, duplicates, failed combinations), keeping honest pending shares", async () => {
+  it("locks unsealing for 15 minutes after 5 counted refusals (duplicates, failed combinations), keeping honest pending shares; wrong checksums never count", async () => {
     let now = 1_800_000_000_000;
     const manager = await openSealed(() => now);
     const other = await LocalKeyManager.initSealed(join(dir, "other.json"), {
@@ -270,9 +270,13 @@ describe("sealed local KeyManager (Shamir shares)", () => {
       threshold: 3,
     });
     manager.submitShare(shares[0] as string);
-    // Counted: a wrong checksum, a duplicate, and a combination that does not open the seal
-    // (which forgets the pending shares: which one was wrong cannot be told).
-    expectRefused(manager, mangled(shares[1] as string), "UNSEAL_SHARE_INVALID"); // 1
+    // Not counted: anyone can send a share with a wrong checksum, as often as they like.
+    for (let i = 0; i < 2 * UNSEAL_MAX_FAILURES; i++) {
+      expectRefused(manager, mangled(shares[1] as string), "UNSEAL_SHARE_INVALID");
+    }
+    // Counted: a duplicate, and a combination that does not open the seal (which forgets the
+    // pending shares: which one was wrong cannot be told).
+    expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE"); // 1
     expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE"); // 2
     // Not counted: malformed and foreign shares.
     expectRefused(manager, other.shares[0] as string, "UNSEAL_SHARE_FOREIGN");
@@ -281,7 +285,7 @@ describe("sealed local KeyManager (Shamir shares)", () => {
     expectRefused(manager, wrongValue(shares[2] as string), "UNSEAL_FAILED"); // 3
     expect(manager.sealStatus().progress).toBe(0);
     manager.submitShare(shares[3] as string);
-    expectRefused(manager, mangled(shares[0] as string), "UNSEAL_SHARE_INVALID"); // 4
+    expectRefused(manager, shares[3] as string, "UNSEAL_SHARE_DUPLICATE"); // 4
     expectRefused(manager, shares[3] as string, "UNSEAL_SHARE_DUPLICATE"); // 5: locked
     // The lockout keeps the honest custodian's pending share.
     expect(manager.sealStatus()).toEqual({ sealed: true, threshold: 3, shares: 5, progress: 1 });
@@ -334,12 +338,17 @@ describe("sealed local KeyManager (Shamir shares)", () => {
   it("after a lockout the count starts again: 4 more counted refusals do not lock", async () => {
     let now = 1_800_000_000_000;
     const manager = await openSealed(() => now);
-    const typo = mangled(shares[0] as string);
-    for (let i = 0; i < 5; i++) expectRefused(manager, typo, "UNSEAL_SHARE_INVALID");
-    expectRefused(manager, shares[0] as string, "UNSEAL_LOCKED");
+    // Duplicates count (they need a share of this set).
+    manager.submitShare(shares[0] as string);
+    for (let i = 0; i < 5; i++) {
+      expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE");
+    }
+    expectRefused(manager, shares[1] as string, "UNSEAL_LOCKED");
     now += UNSEAL_LOCKOUT_MS;
-    for (let i = 0; i < 4; i++) expectRefused(manager, typo, "UNSEAL_SHARE_INVALID");
-    for (const i of [0, 1]) manager.submitShare(shares[i] as string);
+    for (let i = 0; i < 4; i++) {
+      expectRefused(manager, shares[0] as string, "UNSEAL_SHARE_DUPLICATE");
+    }
+    manager.submitShare(shares[1] as string);
     expect(manager.submitShare(shares[2] as string).sealed).toBe(false);
   });
 
@@ -681,7 +690,12 @@ function serverSuite(driver: Driver): void {
       expectUnsealProblem(await vault.unseal(foreign), "UNSEAL_SHARE_FOREIGN", foreign);
       expectUnsealProblem(await vault.unseal("pvs1.junk"), "UNSEAL_SHARE_INVALID", "pvs1.junk");
       const bad = mangled(shares[3] as string);
-      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // 2
+      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // not counted
+      expectUnsealProblem(
+        await vault.unseal(shares[0] as string),
+        "UNSEAL_SHARE_DUPLICATE",
+        shares[0] as string,
+      ); // 2
       expect((await vault.unseal(shares[1] as string)).json()).toMatchObject({ progress: 2 });
       expectUnsealProblem(await vault.unseal(wrong), "UNSEAL_FAILED", wrong); // 3
       expect(await vault.status()).toMatchObject({ sealed: true, progress: 0 });
@@ -691,7 +705,11 @@ function serverSuite(driver: Driver): void {
         "UNSEAL_SHARE_DUPLICATE",
         shares[1] as string,
       ); // 4
-      expectUnsealProblem(await vault.unseal(bad), "UNSEAL_SHARE_INVALID", bad); // 5: locked
+      expectUnsealProblem(
+        await vault.unseal(shares[1] as string),
+        "UNSEAL_SHARE_DUPLICATE",
+        shares[1] as string,
+      ); // 5: locked
 
       for (const share of [shares[3], shares[4], shares[2]] as string[]) {
         const locked = await vault.unseal(share);
