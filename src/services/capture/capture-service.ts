@@ -50,10 +50,7 @@ export class CaptureService {
     private readonly clock: { now(): Date },
   ) {}
 
-  async tokenize(
-    sessionToken: string,
-    payload: string,
-  ): Promise<TokenizeResult & { session: CaptureSession }> {
+  async tokenize(sessionToken: string, payload: string): Promise<TokenizeResult> {
     let session: CaptureSession;
     try {
       session = await this.sessions.verify(sessionToken);
@@ -77,7 +74,6 @@ export class CaptureService {
       environment: session.environment,
       scopes: new Set(["tokens:write"]),
     };
-    const result = await this.tokens.tokenize(principal, { card: claims.card });
-    return { ...result, session };
+    return this.tokens.tokenize(principal, { card: claims.card });
   }
 }

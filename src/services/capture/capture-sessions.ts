@@ -10,12 +10,12 @@ import type { Clock } from "../clock.js";
 import type { CaptureSession, CaptureSessionVerifier } from "./capture-session.js";
 import { CaptureSessionError } from "./capture-session.js";
 import type { VaultJoseKeys } from "./vault-jose-keys.js";
+import { CLOCK_SKEW_SECONDS } from "./vault-jwe.js";
 
 /** A capture session lives at most 15 minutes (issue 4; the frame is filled in by a person). */
 export const MAX_SESSION_SECONDS = 900;
 export const MAX_SESSION_ORIGINS = 10;
 const SESSION_TYPE = "payvault-capture-session+jwt";
-const CLOCK_SKEW_SECONDS = 30;
 /** Sessions verified on this node, kept until they expire: one signature check per session. */
 const MAX_CACHED_SESSIONS = 10_000;
 /** A DNS name or an IP literal: no wildcard or other characters URL parsing lets through. */
