@@ -4,7 +4,7 @@
 //   PAYVAULT_URL=https://localhost:8443 PAYVAULT_CA=.payvault/tls/localhost.crt \
 //   PAYVAULT_API_KEY=pv_live_… PAYVAULT_TENANT_ID=ten_… node examples/nested-jwt-client.mjs
 //
-// The API key needs `admin` to register the keys (once) and `tokens:write` to tokenize. The
+// The API key needs `keys:manage` to register the keys (once) and `tokens:write` to tokenize. The
 // card is a public test card. Your private keys would normally live in your own KMS or HSM:
 // only their public halves are ever sent to the vault.
 import { generateKeyPairSync, randomUUID } from "node:crypto";

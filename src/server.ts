@@ -4,7 +4,7 @@ import { writeBootstrapKey } from "./cli/bootstrap-key.js";
 import type { Config } from "./config/config.js";
 import { buildApp } from "./http/app.js";
 import type { TlsMaterial } from "./http/tls.js";
-import { selfSignedLocalhost, tlsFromFiles } from "./http/tls.js";
+import { clientCertAuthFromFile, selfSignedLocalhost, tlsFromFiles } from "./http/tls.js";
 import type { Logger } from "./log/logger.js";
 import { bootstrapIfEmpty } from "./services/bootstrap.js";
 import { scheduleMaintenance } from "./services/maintenance.js";
@@ -18,8 +18,12 @@ export interface RunningServer {
 
 async function tlsFor(config: Config): Promise<TlsMaterial | undefined> {
   if (config.insecureHttp) return undefined;
-  if (config.tls !== undefined) return tlsFromFiles(config.tls.certFile, config.tls.keyFile);
-  return selfSignedLocalhost(config.dataDir);
+  const material =
+    config.tls !== undefined
+      ? await tlsFromFiles(config.tls.certFile, config.tls.keyFile)
+      : await selfSignedLocalhost(config.dataDir);
+  if (config.clientCertAuth === undefined) return material;
+  return { ...material, clientAuth: await clientCertAuthFromFile(config.clientCertAuth) };
 }
 
 /**
@@ -36,8 +40,9 @@ export async function startServer(
     const bootstrap = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
     if (bootstrap !== undefined) await writeBootstrapKey(config.dataDir, bootstrap);
   };
-  if (!core.sealStatus().sealed) await bootstrapOnce();
+  // TLS first: a bad certificate or client CA stops the start before anything is written.
   const tls = await tlsFor(config);
+  if (!core.sealStatus().sealed) await bootstrapOnce();
   if (tls === undefined) {
     logger.warn(
       "PLAIN HTTP: PAYVAULT_INSECURE_HTTP=1 is set. Card data will cross the network unencrypted unless a TLS-terminating proxy sits in front of this vault (PCI DSS 4.2.1).",
@@ -48,6 +53,9 @@ export async function startServer(
       "REDIS_URL is not set: CVCs and jti replay checks live in this process only. With several nodes behind one PostgreSQL, set REDIS_URL so every node shares them (docs/ephemeral-store.md).",
     );
   }
+  core.apiKeys.startUsageFlush((err) =>
+    logger.warn({ err_type: (err as Error).name }, "could not record API-key usage"),
+  );
   const startSealer = () =>
     core.sealer.start(config.auditSealIntervalMs, (err) =>
       logger.error({ err_type: (err as Error).name }, "audit sealing failed"),
@@ -76,7 +84,7 @@ export async function startServer(
         return status;
       },
     },
-    { tls },
+    { tls, corsOrigins: config.corsOrigins },
   );
   if (core.sealStatus().sealed) {
     logger.warn("the vault is SEALED: submit unseal shares (payvault unseal) to start serving");

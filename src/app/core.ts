@@ -8,6 +8,11 @@ import type { KeyManager } from "../keys/key-manager.js";
 import { DEFAULT_KEY_POLICY, KeyRing, SYSTEM_KEY_OWNER } from "../keys/key-ring.js";
 import { LocalKeyManager } from "../keys/local-key-manager.js";
 import type { SealStatus } from "../keys/seal.js";
+import type { BackoffAuthThrottle } from "../ratelimit/auth-throttle.js";
+import type { RateLimits } from "../ratelimit/open-rate-limits.js";
+import { openRateLimits } from "../ratelimit/open-rate-limits.js";
+import type { RouteRateLimiter } from "../ratelimit/route-rate-limiter.js";
+import { AdminAuth } from "../services/admin-users/admin-auth.js";
 import { ApiKeyService } from "../services/api-keys.js";
 import { AuditSealer } from "../services/audit/audit-sealer.js";
 import { AuditTrail } from "../services/audit/audit-trail.js";
@@ -17,7 +22,11 @@ import { CaptureSessions } from "../services/capture/capture-sessions.js";
 import { NestedJwt } from "../services/capture/nested-jwt.js";
 import { PublicOrigin } from "../services/capture/public-origin.js";
 import { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
-import { DEFAULT_JOSE_OVERLAP_MS, VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
+import {
+  ACCESS_TOKEN_ALGS,
+  DEFAULT_JOSE_OVERLAP_MS,
+  VaultJoseKeys,
+} from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import { IdempotencyService } from "../services/idempotency.js";
@@ -57,12 +66,20 @@ export interface Core {
   /** Public keys tenants register for signed (nested JWT) requests and encrypted responses. */
   readonly tenantJoseKeys: TenantJoseKeys;
   readonly nestedJwt: NestedJwt;
+  /** Admin users: management, enrolment, login, sessions, step-up (docs/admin-auth.md). */
+  readonly adminAuth: AdminAuth;
+  /** The vault's access-token signing key (EdDSA), apart from the capture keys. */
+  readonly accessTokenKeys: VaultJoseKeys;
   /** Short-lived shared state: in memory, or Redis when REDIS_URL is set (several nodes). */
   readonly ephemeral: EphemeralStore;
   /** CVCs between capture and authorization (PCI DSS 3.3.1.2). */
   readonly cvcs: CvcStore;
   /** One use per `jti` of capture payloads and nested JWTs. */
   readonly replay: ReplayGuard;
+  /** Route-class token buckets (undefined when PAYVAULT_RATE_LIMITS=off): Redis or memory. */
+  readonly rateLimiter: RouteRateLimiter | undefined;
+  /** Exponential backoff of failed authentications per address and credential. */
+  readonly authThrottle: BackoffAuthThrottle | undefined;
   /** Sealed-mode status (always unsealed for KeyManagers without shares). */
   sealStatus(): SealStatus;
   /**
@@ -137,6 +154,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
   const clock = overrides.clock ?? systemClock;
   let keys: KeyRing | undefined;
   let ephemeral: EphemeralStore | undefined;
+  let rateLimits: RateLimits | undefined;
   try {
     await migrate(db);
     const keyManager = overrides.keyManager ?? (await openKeyManager(config));
@@ -198,11 +216,27 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     });
     const shortLived = await openEphemeralStore({ redisUrl: config.redisUrl, clock });
     ephemeral = shortLived;
+    const limits = await openRateLimits(config.rateLimits, clock);
+    rateLimits = limits;
     const cvcs = new CvcStore(shortLived, keys);
     const tokens = new TokenService(db, keys, audit, clock, tenants, cvcs);
     const replay = new ReplayGuard(shortLived, { clock });
     const captureSessions = new CaptureSessions(db, joseKeys, audit, clock, () => origin.get());
     const tenantJoseKeys = new TenantJoseKeys(db, audit, clock);
+    const accessTokenKeys = new VaultJoseKeys(db, keys, audit, clock, {
+      overlapMs: DEFAULT_JOSE_OVERLAP_MS,
+      cryptoperiodMs: config.captureKeyDays * 86_400_000,
+      algs: ACCESS_TOKEN_ALGS,
+    });
+    const adminAuth = new AdminAuth({
+      db,
+      keys,
+      audit,
+      clock,
+      accessTokenKeys,
+      vaultOrigin: () => origin.get(),
+    });
+    const apiKeys = new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs);
     return {
       db,
       keyManager,
@@ -211,7 +245,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       audit,
       sealer,
       tenants,
-      apiKeys: new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs),
+      apiKeys,
       tokens,
       idempotency: new IdempotencyService(db, keys, clock),
       lifecycle,
@@ -232,7 +266,11 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       ephemeral: shortLived,
       cvcs,
       replay,
+      rateLimiter: limits.rateLimiter,
+      authThrottle: limits.authThrottle,
       tenantJoseKeys,
+      adminAuth,
+      accessTokenKeys,
       nestedJwt: new NestedJwt(joseKeys, tenantJoseKeys, replay, clock, () => origin.get()),
       // Until its own keys are loaded and the unseal audited, the vault still reports sealed.
       sealStatus: () => (ready ? status() : { ...status(), sealed: true }),
@@ -246,8 +284,10 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       },
       async close() {
         await sealer.stop();
+        await apiKeys.close().catch(() => undefined);
         ring.close();
         await shortLived.close();
+        await limits.close();
         await keyManager.close();
         if (overrides.db === undefined) await db.close();
         await store.release();
@@ -256,6 +296,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
   } catch (err) {
     keys?.close();
     await ephemeral?.close().catch(() => undefined);
+    await rateLimits?.close().catch(() => undefined);
     if (overrides.db === undefined) await db.close().catch(() => undefined);
     await store.release();
     throw err;

@@ -14,6 +14,7 @@ export type AuditAction =
   | "tenant.create"
   | "apikey.create"
   | "apikey.revoke"
+  | "apikey.rotate"
   | "key.create"
   | "key.retire"
   | "key.destroy"
@@ -32,7 +33,19 @@ export type AuditAction =
   | "jose_key.destroy"
   | "tenant_jose_key.create"
   | "tenant_jose_key.revoke"
-  | "capture.session";
+  | "capture.session"
+  | "auth.login"
+  | "auth.lockout"
+  | "auth.refresh"
+  | "auth.refresh_reuse"
+  | "auth.logout"
+  | "auth.step_up"
+  | "auth.password_change"
+  | "admin_user.create"
+  | "admin_user.enroll"
+  | "admin_user.enroll_confirm"
+  | "admin_user.disable"
+  | "admin_user.unlock";
 
 export type AuditOutcome = "success" | "failure" | "denied";
 

@@ -166,7 +166,7 @@ export class CaptureBodies implements BodySource {
     return { made: count, seconds, workers: workers.length, validUntilMs };
   }
 
-  /** POST /v1/capture/sessions with the bench's admin key (it holds tokens:write). */
+  /** POST /v1/capture/sessions with the bench's admin key (it holds every scope, capture included). */
   private async newSession(client: HttpsJsonClient): Promise<Session> {
     const res = await client.send("POST", "/v1/capture/sessions", { origins: [MERCHANT_ORIGIN] });
     const body = res.body as { id?: unknown; session?: unknown; frame_url?: unknown } | undefined;

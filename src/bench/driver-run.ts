@@ -71,6 +71,9 @@ async function startServer(
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const port = await freePort();
   const env: Record<string, string> = {
+    // One key from one address at full speed: the limits would measure themselves (turn them on
+    // with BENCH_SERVER_ENV="PAYVAULT_RATE_LIMITS=on" to measure their cost).
+    PAYVAULT_RATE_LIMITS: "off",
     ...extraEnv,
     PAYVAULT_DATA_DIR: dataDir,
     PAYVAULT_PORT: String(port),

@@ -11,6 +11,7 @@ import { runPurge, runRetention } from "./commands/retention.js";
 import { runInit, runRekey, runUnseal } from "./commands/seal.js";
 import { runServe } from "./commands/serve.js";
 import { runTenants } from "./commands/tenants.js";
+import { runUsers } from "./commands/users.js";
 import { CliError } from "./output.js";
 
 const USAGE = `payvault — self-hosted payment card data vault
@@ -22,9 +23,13 @@ Commands:
   migrate                        apply the database migrations and exit
   tenants create --name <name>   create a tenant
   tenants list                   list tenants
-  apikeys create --tenant <id> --scopes <a,b> [--env live|test] [--name <name>]
+  apikeys create --tenant <id> --scopes <a,b> | --roles <r,...> [--env live|test] [--name <name>]
+                 [--expires-at <RFC 3339>] [--allowed-ips <cidr,...>] [--client-cert <pem>]
+  apikeys rotate <key id> [--overlap-seconds <s>]   new secret; the old one works for the overlap (1 day)
   apikeys list [--tenant <id>]   list API keys (never their secrets)
   apikeys revoke <key id>        revoke an API key at once
+  users create --tenant <id> --username <name> --role <r,...>   create an admin user (prints a one-time enrollment token)
+  users list [--tenant <id>] | users disable <usr id> | users unlock <usr id>
   tenants set-retention <id> --days N   tokens expire N days after creation unless persistent
   audit verify                   walk the audit hash chain; exit 1 at the first broken link
   init --shares N --threshold T  create a sealed KEK split into N Shamir shares (T unseal)
@@ -49,6 +54,7 @@ const COMMANDS: Record<string, Runner> = {
   migrate: runMigrate,
   tenants: runTenants,
   apikeys: runApiKeys,
+  users: runUsers,
   audit: runAudit,
   init: runInit,
   unseal: runUnseal,

@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import type { RateLimitSettings } from "./rate-limit-config.js";
+import { rateLimitSettings } from "./rate-limit-config.js";
 
 /**
  * Configuration is read once, at start, from `PAYVAULT_*` environment variables (and
@@ -17,7 +19,11 @@ export interface Config {
   readonly dbPoolSize: number;
   readonly kekFile: string;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Mutual TLS: client certificates verified against `caFile` (docs/mtls.md); unset: off. */
+  readonly clientCertAuth: ClientCertAuthConfig | undefined;
   readonly insecureHttp: boolean;
+  /** Origins (exact, https) whose browsers may call the API cross-origin; empty: CORS closed. */
+  readonly corsOrigins: readonly string[];
   /**
    * The vault's origin as browsers reach it (capture sessions' issuer, capture payloads'
    * audience). Unset: the listener's own address.
@@ -42,6 +48,8 @@ export interface Config {
   readonly autoReencrypt: boolean;
   /** Days a capture encryption or session signing key is current before it is replaced. */
   readonly captureKeyDays: number;
+  /** Rate limits and the backoff of failed authentications (docs/rate-limits.md). */
+  readonly rateLimits: RateLimitSettings;
 }
 
 /** Which KeyManager holds the KEKs (docs/key-management.md). */
@@ -60,6 +68,16 @@ export type KeyManagerConfig =
       readonly region: string;
       readonly endpoint: string | undefined;
     };
+
+/**
+ * `optional`: the vault asks for a client certificate and verifies one if sent; keys bound to a
+ * certificate need it, other keys work without. `required`: no handshake without a valid one.
+ */
+export interface ClientCertAuthConfig {
+  readonly mode: "optional" | "required";
+  /** PEM file of the CA certificate(s) that issue client certificates. */
+  readonly caFile: string;
+}
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = [
@@ -124,6 +142,66 @@ function publicUrl(env: Env): string | undefined {
   return url.origin;
 }
 
+/**
+ * Mutual TLS needs the vault to terminate TLS itself: behind a TLS-terminating proxy the client's
+ * certificate ends at the proxy, and a header the proxy would forward is not something the vault
+ * can verify. So PAYVAULT_TLS_CLIENT_CA with PAYVAULT_INSECURE_HTTP=1 is refused, not ignored.
+ */
+function clientCertAuth(
+  env: Env,
+  cwd: string,
+  insecureHttp: boolean,
+): ClientCertAuthConfig | undefined {
+  const caFile = env.PAYVAULT_TLS_CLIENT_CA || undefined;
+  const mode = env.PAYVAULT_TLS_CLIENT_AUTH || undefined;
+  if (mode !== undefined && mode !== "optional" && mode !== "required") {
+    throw new ConfigError("PAYVAULT_TLS_CLIENT_AUTH must be optional or required");
+  }
+  if (caFile === undefined) {
+    if (mode !== undefined) {
+      throw new ConfigError(
+        "PAYVAULT_TLS_CLIENT_AUTH needs PAYVAULT_TLS_CLIENT_CA (the PEM file of the client CA)",
+      );
+    }
+    return undefined;
+  }
+  if (insecureHttp) {
+    throw new ConfigError(
+      "PAYVAULT_TLS_CLIENT_CA (mutual TLS) needs the vault to terminate TLS: it cannot be used with PAYVAULT_INSECURE_HTTP=1",
+    );
+  }
+  return { mode: mode ?? "optional", caFile: resolve(cwd, caFile) };
+}
+
+const HOST_NAME = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/;
+
+/**
+ * PAYVAULT_CORS_ORIGINS: comma-separated exact origins (`https://shop.example`); no wildcard, no
+ * path, https only, so a grant can never reach a page served without TLS.
+ */
+function corsOrigins(env: Env): readonly string[] {
+  const raw = env.PAYVAULT_CORS_ORIGINS || "";
+  const origins = raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const origin of origins) {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    // The URL parser lets `*` through in a host name: a wildcard is refused here, not matched.
+    if (url?.protocol !== "https:" || url.origin !== origin || !HOST_NAME.test(url.hostname)) {
+      throw new ConfigError(
+        `PAYVAULT_CORS_ORIGINS: "${origin}" is not an exact https origin such as https://shop.example`,
+      );
+    }
+  }
+  return [...new Set(origins)];
+}
+
 function required(env: Env, name: string, why: string): string {
   const value = env[name];
   if (value === undefined || value === "") throw new ConfigError(`${name} is required ${why}`);
@@ -177,6 +255,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError("DATABASE_URL must be a postgres:// or postgresql:// URL");
   }
+  const insecureHttp = flag(env, "PAYVAULT_INSECURE_HTTP");
   const logLevel = (env.PAYVAULT_LOG_LEVEL || "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`PAYVAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
@@ -192,7 +271,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       certFile && keyFile
         ? { certFile: resolve(cwd, certFile), keyFile: resolve(cwd, keyFile) }
         : undefined,
-    insecureHttp: flag(env, "PAYVAULT_INSECURE_HTTP"),
+    clientCertAuth: clientCertAuth(env, cwd, insecureHttp),
+    insecureHttp,
+    corsOrigins: corsOrigins(env),
     publicUrl: publicUrl(env),
     redisUrl: secretOrFile(env, "PAYVAULT_REDIS_URL") ?? secretOrFile(env, "REDIS_URL"),
     logLevel,
@@ -212,5 +293,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     captureKeyDays: integer(env, "PAYVAULT_CAPTURE_KEY_DAYS", 90, 1, 730),
     autoReencrypt:
       env.PAYVAULT_AUTO_REENCRYPT === undefined ? true : flag(env, "PAYVAULT_AUTO_REENCRYPT"),
+    rateLimits: rateLimitSettings(
+      env,
+      secretOrFile(env, "PAYVAULT_RATE_LIMIT_REDIS_URL") ??
+        secretOrFile(env, "PAYVAULT_REDIS_URL") ??
+        secretOrFile(env, "REDIS_URL"),
+      (message) => new ConfigError(message),
+    ),
   };
 }

@@ -45,7 +45,16 @@ export const ENVELOPE_VERSION = 0x01;
  * One key, one purpose (NIST SP 800-57 Part 1 Rev. 5 §5.2); SAD keys are apart from
  * PAN keys (DESIGN.md). The purpose is in the AAD, so ciphertexts never cross over.
  */
-export const PURPOSES = ["pan", "sad", "fingerprint", "audit", "apikey", "jose"] as const;
+export const PURPOSES = [
+  "pan",
+  "sad",
+  "fingerprint",
+  "audit",
+  "apikey",
+  "jose",
+  "totp",
+  "authn",
+] as const;
 export type Purpose = (typeof PURPOSES)[number];
 
 export interface EnvelopeContext {

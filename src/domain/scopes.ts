@@ -1,16 +1,26 @@
 /**
- * API-key scopes (first cut; roles arrive with the access-control work). Least privilege
- * (PCI DSS 7.2.2): reading a masked card, revealing the full card and deleting are separate
- * grants; `admin` holds every tenant scope; `sys:admin` (key ceremonies, inventory, seal) is apart.
+ * Scopes and roles (PCI DSS 7.2.1, 7.2.2: access by job function, least privilege). Every route
+ * declares one scope in the route table (`src/http/route-table.ts`); a credential holds scopes,
+ * never roles: a role is a named bundle that is expanded when a key or user is created, so a key's
+ * rights never change behind its holder's back when a role is redefined.
  */
-export const SCOPES = [
+export const TENANT_SCOPES = [
   "tokens:write",
   "tokens:read",
   "tokens:reveal",
   "tokens:delete",
-  "admin",
-  "sys:admin",
+  "capture",
+  "proxy:forward",
+  "webhooks:manage",
+  "audit:read",
+  "keys:manage",
+  "tenant:admin",
 ] as const;
+
+/** The vault's own administration (key ceremonies, custodians, key inventory): not a tenant's. */
+export const SYSTEM_SCOPES = ["sys:admin"] as const;
+
+export const SCOPES = [...TENANT_SCOPES, ...SYSTEM_SCOPES] as const;
 
 export type Scope = (typeof SCOPES)[number];
 
@@ -18,9 +28,43 @@ export function isScope(value: string): value is Scope {
   return (SCOPES as readonly string[]).includes(value);
 }
 
+/** A credential's scopes grant exactly themselves: no scope implies another (PCI DSS 7.2.2). */
 export function grants(held: ReadonlySet<Scope> | readonly Scope[], needed: Scope): boolean {
-  const set = held instanceof Set ? held : new Set(held);
-  // `admin` is a tenant's administrator; the vault's own keys and seal need `sys:admin`, which
-  // the operator grants explicitly (the bootstrap key holds it; PCI DSS 7.2.2: least privilege).
-  return set.has(needed) || (set.has("admin") && needed !== "sys:admin");
+  return held instanceof Set ? held.has(needed) : (held as readonly Scope[]).includes(needed);
+}
+
+/**
+ * Roles by job function. `tenant_admin` manages the tenant (keys, users, settings, audit) but
+ * holds no card-data scope: an administrator who must also see cards is given `revealer` too,
+ * which is a separate, audited decision. `operator` runs the vault itself.
+ */
+export const ROLES = {
+  tokenizer: ["tokens:write", "capture"],
+  reader: ["tokens:read"],
+  revealer: ["tokens:read", "tokens:reveal"],
+  auditor: ["audit:read"],
+  tenant_admin: [
+    "tenant:admin",
+    "keys:manage",
+    "webhooks:manage",
+    "audit:read",
+    "tokens:read",
+    "tokens:delete",
+  ],
+  operator: ["sys:admin", "audit:read"],
+} as const satisfies Record<string, readonly Scope[]>;
+
+export type Role = keyof typeof ROLES;
+
+export const ROLE_NAMES = Object.keys(ROLES) as Role[];
+
+export function isRole(value: string): value is Role {
+  return Object.hasOwn(ROLES, value);
+}
+
+/** The scopes of a set of roles plus explicit scopes, deduplicated, in SCOPES order. */
+export function expandScopes(roles: readonly Role[], scopes: readonly Scope[] = []): Scope[] {
+  const held = new Set<Scope>(scopes);
+  for (const role of roles) for (const scope of ROLES[role]) held.add(scope);
+  return SCOPES.filter((scope) => held.has(scope));
 }

@@ -34,9 +34,30 @@ export const ERRORS = {
     status: 400,
     title: "The submitted unseal shares do not reconstruct the unseal key; start again.",
   },
-  AUTH_MISSING: { status: 401, title: "An API key is required: send Authorization: Bearer <key>." },
-  AUTH_INVALID: { status: 401, title: "The API key is not valid." },
-  AUTH_REVOKED: { status: 401, title: "The API key has been revoked." },
+  AUTH_MISSING: {
+    status: 401,
+    title: "A credential is required: send Authorization: Bearer <API key or access token>.",
+  },
+  AUTH_INVALID: { status: 401, title: "The credential is not valid." },
+  AUTH_REVOKED: { status: 401, title: "The credential has been revoked." },
+  AUTH_EXPIRED: { status: 401, title: "The credential has expired." },
+  CLIENT_CERT_REQUIRED: {
+    status: 401,
+    title: "This API key must be presented with the client certificate it is bound to.",
+  },
+  SESSION_EXPIRED: {
+    status: 401,
+    title: "The session has ended (idle for 15 minutes, logged out or revoked); log in again.",
+  },
+  LOGIN_FAILED: {
+    status: 401,
+    title: "The username, password or one-time code is not correct.",
+  },
+  REFRESH_TOKEN_INVALID: { status: 401, title: "The refresh token is not valid; log in again." },
+  MFA_STEP_UP_REQUIRED: {
+    status: 401,
+    title: "This operation needs a fresh second factor: POST /v1/auth/step-up first.",
+  },
   JWT_EXPIRED: { status: 401, title: "The signed or encrypted request has expired." },
   JWT_NOT_YET_VALID: {
     status: 401,
@@ -52,7 +73,15 @@ export const ERRORS = {
   },
   INSUFFICIENT_SCOPE: {
     status: 403,
-    title: "The API key does not have the scope this operation needs.",
+    title: "The credential does not have the scope this operation needs.",
+  },
+  CLIENT_IP_NOT_ALLOWED: {
+    status: 403,
+    title: "This API key may not be used from the client's address.",
+  },
+  SCOPE_NOT_GRANTABLE: {
+    status: 403,
+    title: "A credential can be given only scopes its creator holds.",
   },
   CEREMONY_SELF_APPROVAL: {
     status: 403,
@@ -61,6 +90,8 @@ export const ERRORS = {
   TOKEN_NOT_FOUND: { status: 404, title: "No such token." },
   ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
   KEY_NOT_FOUND: { status: 404, title: "No such key." },
+  API_KEY_NOT_FOUND: { status: 404, title: "No such API key." },
+  ADMIN_USER_NOT_FOUND: { status: 404, title: "No such admin user." },
   CEREMONY_NOT_FOUND: { status: 404, title: "No such key ceremony." },
   JOSE_KEY_NOT_FOUND: { status: 404, title: "No such registered key." },
   IDEMPOTENCY_IN_FLIGHT: {
@@ -74,6 +105,12 @@ export const ERRORS = {
   },
   CEREMONY_NOT_PENDING: { status: 409, title: "The key ceremony has already been decided." },
   JWT_REPLAYED: { status: 409, title: "This request's jti was already used; send a new one." },
+  API_KEY_NOT_ROTATABLE: {
+    status: 409,
+    title:
+      "Only a current API key can be rotated: this one is revoked, expired or already rotated.",
+  },
+  ADMIN_USER_EXISTS: { status: 409, title: "An admin user with this username already exists." },
   JOSE_KEY_EXISTS: { status: 409, title: "The tenant already registered a key with this kid." },
   KEY_IN_USE: {
     status: 409,
@@ -100,6 +137,14 @@ export const ERRORS = {
     status: 429,
     title: "This capture session was used too many times; ask the merchant for a new one.",
   },
+  RATE_LIMITED: {
+    status: 429,
+    title: "Too many requests; retry after the number of seconds in Retry-After.",
+  },
+  AUTH_BACKOFF: {
+    status: 429,
+    title: "Too many failed authentications; retry after the number of seconds in Retry-After.",
+  },
   UNSEAL_LOCKED: { status: 429, title: "Too many refused unseal shares; try again later." },
   INTERNAL_ERROR: { status: 500, title: "The vault could not complete the request." },
   DECRYPTION_FAILED: { status: 500, title: "The stored card data could not be decrypted." },
@@ -113,6 +158,10 @@ export const ERRORS = {
   EPHEMERAL_STORE_UNAVAILABLE: {
     status: 503,
     title: "The short-lived store (CVCs, replay checks) is unavailable; retry the request.",
+  },
+  RATE_LIMIT_UNAVAILABLE: {
+    status: 503,
+    title: "The shared rate limiter is unavailable; retry the request.",
   },
   VAULT_SEALED: {
     status: 503,
@@ -137,14 +186,22 @@ export class VaultError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly errors: readonly FieldError[] | undefined;
+  /** Response headers the problem needs (Retry-After, RateLimit); never request values. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
   constructor(
     readonly code: ErrorCode,
-    options: { detail?: string; errors?: readonly FieldError[]; cause?: unknown } = {},
+    options: {
+      detail?: string;
+      errors?: readonly FieldError[];
+      cause?: unknown;
+      headers?: Readonly<Record<string, string>>;
+    } = {},
   ) {
     // The cause stays in the process (for the log); it is never part of a response.
     super(ERRORS[code].title, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = ERRORS[code].status;
     this.detail = options.detail;
     this.errors = options.errors;
+    this.headers = options.headers;
   }
 }

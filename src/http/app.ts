@@ -1,9 +1,16 @@
 import type { FastifyInstance } from "fastify";
 import { authHook } from "./auth.js";
 import type { HttpDeps } from "./context.js";
+import { corsHook } from "./cors.js";
 import { errorHandler } from "./error-handler.js";
 import { createHttpStack } from "./http-stack.js";
 import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
+import { registerRateLimits } from "./rate-limit-hook.js";
+import { routeSpec } from "./route-table.js";
+import { registerAdminUsers } from "./routes/admin-users.js";
+import { registerApiKeys } from "./routes/api-keys.js";
+import { registerAuditEvents } from "./routes/audit-events.js";
+import { registerAuth } from "./routes/auth.js";
 import { registerCapture } from "./routes/capture.js";
 import { registerCaptureFrame } from "./routes/capture-frame.js";
 import { registerHealth } from "./routes/health.js";
@@ -20,10 +27,23 @@ import { compileSchema } from "./validation.js";
 export interface AppOptions {
   /** TLS certificate and key; absent only for plain HTTP behind a TLS-terminating proxy (and tests). */
   readonly tls: TlsMaterial | undefined;
+  /** Origins granted the API cross-origin (cors.ts); absent or empty: CORS closed. */
+  readonly corsOrigins?: readonly string[];
 }
 
-/** Security headers on every response (OWASP secure headers; PCI DSS 6.4). */
+/**
+ * Security headers on every response, errors and 404s included (OWASP Secure Headers Project;
+ * PCI DSS 6.4.1, 6.4.3; docs/http-headers.md). Set before anything else runs, so a route only
+ * overrides what it must: the capture frame its CSP and framing, the JWKS and the frame's
+ * static assets their caching (they hold no card data). Everything else is `no-store` (PCI DSS
+ * 3.3, 3.5: no cache on the way keeps a copy of card data).
+ *
+ * HSTS is sent with or without TLS on the listener: a browser ignores it over plain HTTP (RFC 6797
+ * §8.1), and behind a TLS-terminating proxy (PAYVAULT_INSECURE_HTTP=1) it reaches the browser
+ * over the proxy's HTTPS, where it pins the vault's host to HTTPS.
+ */
 const SECURITY_HEADERS = {
+  "strict-transport-security": "max-age=63072000; includeSubDomains",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
@@ -36,14 +56,28 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   const app = createHttpStack(deps.logger, options.tls);
   app.setValidatorCompiler(({ schema }) => compileSchema(schema));
   app.decorateRequest("principal", undefined);
+  // Every route's access comes from the route table; a route missing from it fails start-up, so
+  // nothing is ever served without a declared authorization (PCI DSS 7.2.1).
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      // Fastify answers HEAD with the GET route: it gets the GET entry, so HEAD is authorized
+      // exactly like GET (never left without an entry).
+      const spec = routeSpec(method === "HEAD" ? "GET" : method, route.url);
+      if (spec === undefined)
+        throw new Error(`route ${method} ${route.url} is not in the route table`);
+      route.config = { ...(route.config ?? {}), route: spec };
+    }
+  });
   app.addHook("onRequest", async (request, reply) => {
     reply.headers(SECURITY_HEADERS);
-    if (options.tls !== undefined)
-      reply.header("strict-transport-security", "max-age=63072000; includeSubDomains");
     reply.header("x-request-id", request.id);
   });
+  // Before the seal and auth checks: a granted preflight is answered here, without credentials.
+  app.addHook("onRequest", corsHook(options.corsOrigins ?? []));
   app.addHook("onRequest", sealedGuard(deps));
   app.addHook("onRequest", authHook(deps));
+  // After the auth hook: the buckets are per caller and tenant as well as per address.
+  registerRateLimits(app, deps);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -66,5 +100,11 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
     logger: deps.logger,
   });
   registerTenantJoseKeys(app, deps);
+  registerApiKeys(app, deps);
+  registerAuditEvents(app, deps);
+  if (deps.adminAuth !== undefined) {
+    registerAuth(app, { adminAuth: deps.adminAuth, authThrottle: deps.authThrottle });
+    registerAdminUsers(app, { adminAuth: deps.adminAuth });
+  }
   return app;
 }

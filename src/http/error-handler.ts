@@ -70,6 +70,7 @@ export function errorHandler(
       "request failed",
     );
   }
+  if (err instanceof VaultError && err.headers !== undefined) reply.headers(err.headers);
   if (err instanceof UnsealError && err.retryAfterSeconds !== undefined) {
     reply.header("retry-after", String(err.retryAfterSeconds));
   }

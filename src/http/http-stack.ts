@@ -5,7 +5,7 @@ import { VaultError } from "../errors/registry.js";
 import type { Logger } from "../log/logger.js";
 import { parseJsonBody } from "./json-body-parser.js";
 import type { TlsMaterial } from "./tls.js";
-import { TLS_SERVER_OPTIONS } from "./tls.js";
+import { clientAuthServerOptions, TLS_SERVER_OPTIONS } from "./tls.js";
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
 
@@ -29,7 +29,14 @@ export function createHttpStack(logger: Logger, tls: TlsMaterial | undefined): F
     keepAliveTimeout: 65_000,
     ...(tls === undefined
       ? {}
-      : { https: { key: tls.key, cert: tls.cert, ...TLS_SERVER_OPTIONS } }),
+      : {
+          https: {
+            key: tls.key,
+            cert: tls.cert,
+            ...TLS_SERVER_OPTIONS,
+            ...clientAuthServerOptions(tls.clientAuth),
+          },
+        }),
   }) as unknown as FastifyInstance;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {

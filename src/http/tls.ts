@@ -1,14 +1,25 @@
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { constants } from "node:fs";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { generate as generateSelfSigned } from "selfsigned";
+import type { ClientCertAuthConfig } from "../config/config.js";
+import { ConfigError } from "../config/config.js";
 
 export interface TlsMaterial {
   readonly key: string;
   readonly cert: string;
   /** True when the vault generated a self-signed certificate for localhost. */
   readonly selfSigned: boolean;
+  /** Mutual TLS (docs/mtls.md); absent: no client certificate is requested. */
+  readonly clientAuth?: ClientCertAuth;
+}
+
+/** The client CA(s) and whether a client certificate is required for the handshake. */
+export interface ClientCertAuth {
+  readonly mode: "optional" | "required";
+  /** PEM of the CA certificate(s) client certificates must chain to. */
+  readonly ca: string;
 }
 
 /**
@@ -100,4 +111,75 @@ export async function selfSignedLocalhost(dataDir: string, now = new Date()): Pr
 export async function tlsFromFiles(certFile: string, keyFile: string): Promise<TlsMaterial> {
   const [cert, key] = await Promise.all([readFile(certFile, "utf8"), readFile(keyFile, "utf8")]);
   return { cert, key, selfSigned: false };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Reads and checks the client CA file at start-up (fail fast): it must hold at least one PEM
+ * certificate, and every one must be a CA certificate (basicConstraints CA:TRUE), so a leaf
+ * certificate pasted in by mistake is refused rather than silently trusted as an issuer.
+ */
+export async function clientCertAuthFromFile(
+  config: ClientCertAuthConfig,
+): Promise<ClientCertAuth> {
+  let pem: string;
+  try {
+    pem = await readFile(config.caFile, "utf8");
+  } catch {
+    throw new ConfigError(`PAYVAULT_TLS_CLIENT_CA: cannot read ${config.caFile}`);
+  }
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    throw new ConfigError(`PAYVAULT_TLS_CLIENT_CA: ${config.caFile} holds no PEM certificate`);
+  }
+  for (const [index, block] of blocks.entries()) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch {
+      throw new ConfigError(
+        `PAYVAULT_TLS_CLIENT_CA: certificate ${index + 1} in ${config.caFile} does not parse`,
+      );
+    }
+    if (!cert.ca) {
+      throw new ConfigError(
+        `PAYVAULT_TLS_CLIENT_CA: certificate ${index + 1} in ${config.caFile} (${cert.subject.replaceAll("\n", ", ")}) is not a CA certificate`,
+      );
+    }
+  }
+  return { mode: config.mode, ca: blocks.join("\n") };
+}
+
+/**
+ * Node's server options for mutual TLS (RFC 8446 §4.3.2 CertificateRequest, §4.4.2): ask every
+ * client for a certificate and verify it against the client CA only (not the system roots). In
+ * `optional` mode a missing or unverifiable certificate does not end the handshake; the socket is
+ * then not `authorized`, and auth.ts never counts such a certificate as presented. In `required`
+ * mode the handshake fails without a valid one (PCI DSS 8.3.1: the certificate is a factor).
+ */
+export function clientAuthServerOptions(clientAuth: ClientCertAuth | undefined) {
+  if (clientAuth === undefined) return {};
+  return {
+    requestCert: true,
+    ca: clientAuth.ca,
+    rejectUnauthorized: clientAuth.mode === "required",
+  };
+}
+
+/**
+ * The fingerprint an API key is bound to (docs/mtls.md): SHA-256 over the DER of the first
+ * certificate in `pem` (the leaf, when the file holds a chain), lowercase hex — the form auth.ts
+ * derives from a verified client certificate. A CA certificate is refused: a key is bound to one
+ * client's certificate, never to whatever an issuer signs.
+ */
+export function clientCertFingerprint(pem: string): { sha256: string; subject: string } {
+  const block = pem.match(PEM_CERTIFICATE)?.[0];
+  if (block === undefined) throw new TypeError("no PEM certificate found");
+  const cert = new X509Certificate(block);
+  if (cert.ca) throw new TypeError("this is a CA certificate, not a client certificate");
+  return {
+    sha256: createHash("sha256").update(cert.raw).digest("hex"),
+    subject: cert.subject.replaceAll("\n", ", "),
+  };
 }

@@ -129,7 +129,7 @@ interface ActiveEntry {
 }
 
 export function algorithmOf(purpose: Purpose): string {
-  return purpose === "pan" || purpose === "sad" || purpose === "jose"
+  return purpose === "pan" || purpose === "sad" || purpose === "jose" || purpose === "totp"
     ? "AES-256-GCM"
     : "HMAC-SHA256";
 }

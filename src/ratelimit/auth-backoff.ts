@@ -18,6 +18,27 @@ export interface AuthBackoff {
   success(key: string): Promise<void>;
   /** Whether the key is blocked now, and for how long. Changes nothing. */
   check(key: string): Promise<BackoffState>;
+  /** `check` over several keys at once (one Redis round trip): the longest block among them. */
+  checkAll(keys: readonly string[]): Promise<BackoffState>;
+  /**
+   * One more failure under every key, unless one of them is blocked now: then nothing is counted
+   * and the answer is that block (`counted: false`), so an attempt made while blocked neither
+   * passes nor extends the wait. One Redis round trip.
+   */
+  failureUnlessBlocked(keys: readonly string[]): Promise<BackoffState & { counted: boolean }>;
+}
+
+/** The longest of several states (the one a client must wait out). */
+export function longestBlock(states: readonly BackoffState[]): BackoffState {
+  let longest: BackoffState = { blocked: false, failures: 0, retryAfterMs: 0 };
+  for (const state of states) {
+    if (
+      state.retryAfterMs > longest.retryAfterMs ||
+      (state.retryAfterMs === longest.retryAfterMs && state.failures > longest.failures)
+    )
+      longest = state;
+  }
+  return longest;
 }
 
 export interface BackoffState {

@@ -1,7 +1,12 @@
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import type { AuthBackoff, BackoffPolicy, BackoffState } from "./auth-backoff.js";
-import { backoffDelayMs, checkBackoffPolicy, DEFAULT_BACKOFF_POLICY } from "./auth-backoff.js";
+import {
+  backoffDelayMs,
+  checkBackoffPolicy,
+  DEFAULT_BACKOFF_POLICY,
+  longestBlock,
+} from "./auth-backoff.js";
 import { checkLimitKey } from "./token-bucket.js";
 
 export interface MemoryAuthBackoffOptions {
@@ -72,6 +77,19 @@ export class MemoryAuthBackoff implements AuthBackoff {
     if (entry === undefined) return CLEAR;
     const retryAfterMs = Math.max(0, entry.blockedUntil - now);
     return { blocked: retryAfterMs > 0, failures: entry.count, retryAfterMs };
+  }
+
+  async checkAll(keys: readonly string[]): Promise<BackoffState> {
+    return longestBlock(await Promise.all(keys.map((key) => this.check(key))));
+  }
+
+  async failureUnlessBlocked(
+    keys: readonly string[],
+  ): Promise<BackoffState & { counted: boolean }> {
+    const now = await this.checkAll(keys);
+    if (now.blocked) return { ...now, counted: false };
+    const after = longestBlock(await Promise.all(keys.map((key) => this.failure(key))));
+    return { ...after, counted: true };
   }
 
   get size(): number {

@@ -1,6 +1,11 @@
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
-import type { BucketPolicy, RateLimitDecision, TokenBucketStore } from "./token-bucket.js";
+import type {
+  BucketPolicy,
+  BucketTake,
+  RateLimitDecision,
+  TokenBucketStore,
+} from "./token-bucket.js";
 import { checkBucketPolicy, checkCost, checkLimitKey } from "./token-bucket.js";
 import type { BucketState } from "./token-bucket-math.js";
 import { refill, TOKEN_EPSILON, takeTokens } from "./token-bucket-math.js";
@@ -60,6 +65,26 @@ export class MemoryTokenBucketStore implements TokenBucketStore {
       this.buckets.set(key, held);
     }
     return step.decision;
+  }
+
+  async takeAll(takes: readonly BucketTake[], cost: number): Promise<RateLimitDecision[]> {
+    for (const { policy, key } of takes) {
+      checkBucketPolicy(policy);
+      checkLimitKey(key);
+      checkCost(policy, cost);
+    }
+    const now = this.clock.now().getTime();
+    const steps = takes.map(({ policy, key }) =>
+      takeTokens(this.buckets.get(key)?.state, policy, now, cost),
+    );
+    // All or none: one refusal leaves every bucket as it was (refilling keeps the same answer).
+    if (steps.some((step) => step.next === undefined)) return steps.map((step) => step.decision);
+    takes.forEach(({ policy, key }, i) => {
+      const next = (steps[i] as (typeof steps)[number]).next as BucketState;
+      if (!this.buckets.delete(key)) this.makeRoom(now);
+      this.buckets.set(key, { state: next, policy });
+    });
+    return steps.map((step) => step.decision);
   }
 
   /** Buckets held now (full ones included until evicted). */

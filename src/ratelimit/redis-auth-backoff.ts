@@ -5,9 +5,10 @@ import type { AuthBackoff, BackoffPolicy, BackoffState } from "./auth-backoff.js
 import {
   checkBackoffPolicy,
   DEFAULT_BACKOFF_POLICY,
+  longestBlock,
   MAX_BACKOFF_EXPONENT,
 } from "./auth-backoff.js";
-import { runScript } from "./redis-rate-limit-client.js";
+import { runScript, runScriptOnKeys } from "./redis-rate-limit-client.js";
 import {
   checkLimitKey,
   checkLimitPrefix,
@@ -53,12 +54,63 @@ if n == nil or blockedUntil == nil then return {0, 0} end
 return {n, math.max(0, blockedUntil - now)}
 `;
 
+/** CHECK_SOURCE over every key. Reply: {failures, retryAfterMs} per key, in order. */
+const CHECK_ALL_SOURCE = `
+${TIME_NOW}
+local reply = {}
+for i = 1, #KEYS do
+  local held = redis.call('HMGET', KEYS[i], 'n', 'b')
+  local n, blockedUntil = tonumber(held[1]), tonumber(held[2])
+  if n == nil or blockedUntil == nil then n, blockedUntil = 0, now end
+  table.insert(reply, n)
+  table.insert(reply, math.max(0, blockedUntil - now))
+end
+return reply
+`;
+
+/**
+ * FAILURE_SOURCE over every key, unless one is blocked now: then nothing is written.
+ * ARGV as FAILURE_SOURCE. Reply: {counted 0|1, then failures and wait per key}.
+ */
+const FAILURE_UNLESS_BLOCKED_SOURCE = `
+if redis.replicate_commands then redis.replicate_commands() end
+${TIME_NOW}
+local base, max, forget, maxExp = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local counts, blocked = {}, false
+for i = 1, #KEYS do
+  local held = redis.call('HMGET', KEYS[i], 'n', 'b')
+  local n, blockedUntil = tonumber(held[1]) or 0, tonumber(held[2]) or 0
+  counts[i] = {n, math.max(0, blockedUntil - now)}
+  if blockedUntil > now then blocked = true end
+end
+local reply = {0}
+if blocked then
+  for i = 1, #KEYS do
+    table.insert(reply, counts[i][1])
+    table.insert(reply, counts[i][2])
+  end
+  return reply
+end
+reply[1] = 1
+for i = 1, #KEYS do
+  local n = counts[i][1] + 1
+  local delay = math.min(base * 2 ^ math.min(n - 1, maxExp), max)
+  redis.call('HSET', KEYS[i], 'n', n, 'b', string.format('%.17g', now + delay))
+  redis.call('PEXPIRE', KEYS[i], delay + forget)
+  table.insert(reply, n)
+  table.insert(reply, delay)
+end
+return reply
+`;
+
 const scriptOf = (source: string) => ({
   source,
   sha1: createHash("sha1").update(source).digest("hex"),
 });
 const FAILURE_SCRIPT = scriptOf(FAILURE_SOURCE);
 const CHECK_SCRIPT = scriptOf(CHECK_SOURCE);
+const CHECK_ALL_SCRIPT = scriptOf(CHECK_ALL_SOURCE);
+const FAILURE_UNLESS_BLOCKED_SCRIPT = scriptOf(FAILURE_UNLESS_BLOCKED_SOURCE);
 
 /** The shared adapter: every vault node sees the same failure counts and blocks. */
 export class RedisAuthBackoff implements AuthBackoff {
@@ -102,6 +154,26 @@ export class RedisAuthBackoff implements AuthBackoff {
     return { blocked: retryAfterMs > 0, failures, retryAfterMs };
   }
 
+  async checkAll(keys: readonly string[]): Promise<BackoffState> {
+    const names = keys.map((key) => this.nameOf(key));
+    const reply = await runScriptOnKeys(this.client, CHECK_ALL_SCRIPT, names, []);
+    return longestBlock(statesOf(reply, 0, keys.length));
+  }
+
+  async failureUnlessBlocked(
+    keys: readonly string[],
+  ): Promise<BackoffState & { counted: boolean }> {
+    const names = keys.map((key) => this.nameOf(key));
+    const reply = await runScriptOnKeys(this.client, FAILURE_UNLESS_BLOCKED_SCRIPT, names, [
+      this.policy.baseMs,
+      this.policy.maxMs,
+      this.policy.forgetAfterMs,
+      MAX_BACKOFF_EXPONENT,
+    ]);
+    const counted = Array.isArray(reply) && reply[0] === 1;
+    return { ...longestBlock(statesOf(reply, 1, keys.length)), counted };
+  }
+
   private nameOf(key: string): string {
     checkLimitKey(key);
     return `${this.prefix}backoff:${key}`;
@@ -113,4 +185,17 @@ function pairOf(reply: unknown): [number, number] {
     throw new RateLimitUnavailableError("unexpected reply");
   }
   return reply as [number, number];
+}
+
+/** {failures, wait} pairs from `offset` of a script's reply, checked. */
+function statesOf(reply: unknown, offset: number, n: number): BackoffState[] {
+  if (!Array.isArray(reply) || reply.length !== offset + 2 * n) {
+    throw new RateLimitUnavailableError("unexpected reply");
+  }
+  const states: BackoffState[] = [];
+  for (let i = 0; i < n; i++) {
+    const [failures, retryAfterMs] = pairOf(reply.slice(offset + 2 * i, offset + 2 * i + 2));
+    states.push({ blocked: retryAfterMs > 0, failures, retryAfterMs });
+  }
+  return states;
 }

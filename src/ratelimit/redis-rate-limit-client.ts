@@ -73,12 +73,22 @@ export async function runScript(
   key: string,
   args: readonly (string | number)[],
 ): Promise<unknown> {
+  return runScriptOnKeys(client, script, [key], args);
+}
+
+/** runScript over several keys (a multi-bucket take or a check of several backoff keys). */
+export async function runScriptOnKeys(
+  client: Redis,
+  script: { readonly source: string; readonly sha1: string },
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
   try {
     try {
-      return await client.evalsha(script.sha1, 1, key, ...args);
+      return await client.evalsha(script.sha1, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-      return await client.eval(script.source, 1, key, ...args);
+      return await client.eval(script.source, keys.length, ...keys, ...args);
     }
   } catch (err) {
     throw new RateLimitUnavailableError(redisFailureReason(err));

@@ -1,7 +1,12 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import { runScript } from "./redis-rate-limit-client.js";
-import type { BucketPolicy, RateLimitDecision, TokenBucketStore } from "./token-bucket.js";
+import { runScript, runScriptOnKeys } from "./redis-rate-limit-client.js";
+import type {
+  BucketPolicy,
+  BucketTake,
+  RateLimitDecision,
+  TokenBucketStore,
+} from "./token-bucket.js";
 import {
   checkBucketPolicy,
   checkCost,
@@ -65,6 +70,69 @@ const TAKE_SCRIPT = {
   sha1: createHash("sha1").update(TAKE_SOURCE).digest("hex"),
 };
 
+/**
+ * The same take over several buckets at once (a request's API key, tenant and client IP): every
+ * bucket is refilled and checked, and only if all of them hold `cost` tokens are they all
+ * written. One script, so one round trip per request however many buckets it has.
+ * ARGV: cost, then capacity and refill per second for each key. Reply: the four integers of
+ * TAKE_SOURCE for each key, in order.
+ */
+const TAKE_ALL_SOURCE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local cost = tonumber(ARGV[1])
+local eps, msEps = 1e-9, 1e-6
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local function msUntil(have, target, rate)
+  if have + eps >= target then return 0 end
+  return math.ceil(((target - have) * 1000) / rate - msEps)
+end
+local caps, rates, tokens, updated = {}, {}, {}, {}
+local refused = false
+for i = 1, #KEYS do
+  local capacity, rate = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local held = redis.call('HMGET', KEYS[i], 't', 'u')
+  local t, u = tonumber(held[1]), tonumber(held[2])
+  if t == nil or u == nil then
+    t, u = capacity, now
+  elseif now > u then
+    t = math.min(capacity, t + ((now - u) * rate) / 1000)
+    u = now
+  end
+  caps[i], rates[i], tokens[i], updated[i] = capacity, rate, t, u
+  if t + eps < cost then refused = true end
+end
+local reply = {}
+for i = 1, #KEYS do
+  local t, capacity, rate = tokens[i], caps[i], rates[i]
+  if refused then
+    local allowed = 0
+    if t + eps >= cost then allowed = 1 end
+    local wait = 0
+    if allowed == 0 then wait = msUntil(t, cost, rate) end
+    table.insert(reply, allowed)
+    table.insert(reply, math.floor(t + eps))
+    table.insert(reply, wait)
+    table.insert(reply, msUntil(t, capacity, rate))
+  else
+    t = math.max(0, t - cost)
+    local resetMs = msUntil(t, capacity, rate)
+    redis.call('HSET', KEYS[i], 't', string.format('%.17g', t), 'u', updated[i])
+    redis.call('PEXPIRE', KEYS[i], math.max(1, resetMs))
+    table.insert(reply, 1)
+    table.insert(reply, math.floor(t + eps))
+    table.insert(reply, 0)
+    table.insert(reply, resetMs)
+  end
+end
+return reply
+`;
+
+const TAKE_ALL_SCRIPT = {
+  source: TAKE_ALL_SOURCE,
+  sha1: createHash("sha1").update(TAKE_ALL_SOURCE).digest("hex"),
+};
+
 export class RedisTokenBucketStore implements TokenBucketStore {
   readonly prefix: string;
   private readonly client: Redis;
@@ -93,6 +161,28 @@ export class RedisTokenBucketStore implements TokenBucketStore {
       resetMs,
       limit: policy.capacity,
     };
+  }
+
+  async takeAll(takes: readonly BucketTake[], cost: number): Promise<RateLimitDecision[]> {
+    const args: (string | number)[] = [cost];
+    for (const { policy, key } of takes) {
+      checkBucketPolicy(policy);
+      checkLimitKey(key);
+      checkCost(policy, cost);
+      args.push(policy.capacity, policy.refillPerSecond.toPrecision(17));
+    }
+    const keys = takes.map(({ key }) => `${this.prefix}rl:${key}`);
+    const reply = await runScriptOnKeys(this.client, TAKE_ALL_SCRIPT, keys, args);
+    if (!Array.isArray(reply) || reply.length !== 4 * takes.length) {
+      throw new RateLimitUnavailableError("unexpected reply");
+    }
+    return takes.map(({ policy }, i) => {
+      const [allowed, remaining, retryAfterMs, resetMs] = integersOf(
+        reply.slice(4 * i, 4 * i + 4),
+        4,
+      );
+      return { allowed: allowed === 1, remaining, retryAfterMs, resetMs, limit: policy.capacity };
+    });
   }
 }
 

@@ -1,8 +1,13 @@
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
 import { MemoryTokenBucketStore } from "./memory-token-bucket-store.js";
-import type { RateLimitPolicies, RouteClass, UnavailableMode } from "./rate-limit-policies.js";
-import { DEFAULT_RATE_LIMIT_POLICIES } from "./rate-limit-policies.js";
+import type {
+  LimitScope,
+  RateLimitPolicies,
+  RouteClass,
+  UnavailableMode,
+} from "./rate-limit-policies.js";
+import { DEFAULT_RATE_LIMIT_POLICIES, scopePolicy } from "./rate-limit-policies.js";
 import type { RateLimitDecision, TokenBucketStore } from "./token-bucket.js";
 import { RateLimitUnavailableError } from "./token-bucket.js";
 
@@ -32,6 +37,26 @@ export interface RateLimitOutage {
   readonly count: number;
 }
 
+/** One bucket of a request: which scope it bounds and its key (`key:<id>:tokenize`, …). */
+export interface ScopedBucket {
+  readonly scope: LimitScope;
+  readonly key: string;
+}
+
+/**
+ * A multi-bucket verdict: the decision and scope that bind, i.e. on a refusal the bucket that
+ * makes the client wait longest, else the one with the fewest tokens left (ties: the first).
+ */
+export type ScopedVerdict =
+  | {
+      readonly outcome: "allowed" | "limited";
+      readonly decision: RateLimitDecision;
+      readonly scope: LimitScope;
+      readonly source: "store" | "local";
+    }
+  | { readonly outcome: "unchecked" }
+  | { readonly outcome: "unavailable"; readonly reason: string };
+
 export interface RouteRateLimiterOptions {
   /** The shared store (Redis), or memory when the vault runs on one node. */
   readonly store: TokenBucketStore;
@@ -54,7 +79,7 @@ export class RouteRateLimiter {
   readonly policies: RateLimitPolicies;
   private readonly store: TokenBucketStore;
   private readonly fallback: TokenBucketStore;
-  private readonly onUnavailable: (outage: RateLimitOutage) => void;
+  private onUnavailable: (outage: RateLimitOutage) => void;
   private readonly reportIntervalMs: number;
   private readonly clock: Clock;
   private readonly outages = new Map<RouteClass, { reportedAt: number; count: number }>();
@@ -86,6 +111,37 @@ export class RouteRateLimiter {
     }
   }
 
+  /**
+   * Takes one token (or `cost`) from each of a request's buckets at once, or from none (the
+   * store's takeAll: one Redis round trip), with the class's outage mode when the store is down.
+   */
+  async takeAll(
+    routeClass: RouteClass,
+    buckets: readonly ScopedBucket[],
+    cost = 1,
+  ): Promise<ScopedVerdict> {
+    const policy = this.policies[routeClass];
+    const takes = buckets.map(({ scope, key }) => ({ policy: scopePolicy(policy, scope), key }));
+    let source: "store" | "local" = "store";
+    let decisions: RateLimitDecision[];
+    try {
+      decisions = await this.store.takeAll(takes, cost);
+    } catch (err) {
+      if (!(err instanceof RateLimitUnavailableError)) throw err;
+      this.report(routeClass, policy.onUnavailable, err.reason);
+      if (policy.onUnavailable === "closed") return { outcome: "unavailable", reason: err.reason };
+      if (policy.onUnavailable === "open") return { outcome: "unchecked" };
+      source = "local";
+      decisions = await this.fallback.takeAll(takes, cost);
+    }
+    return bindingVerdict(buckets, decisions, source);
+  }
+
+  /** Where degraded answers are reported from now on (the HTTP layer's logger). */
+  reportOutagesTo(listener: (outage: RateLimitOutage) => void): void {
+    this.onUnavailable = listener;
+  }
+
   private report(routeClass: RouteClass, mode: UnavailableMode, reason: string): void {
     const now = this.clock.now().getTime();
     const outage = this.outages.get(routeClass) ?? { reportedAt: -Infinity, count: 0 };
@@ -100,4 +156,22 @@ export class RouteRateLimiter {
 
 function verdictOf(decision: RateLimitDecision, source: "store" | "local"): RateLimitVerdict {
   return { outcome: decision.allowed ? "allowed" : "limited", decision, source };
+}
+
+function bindingVerdict(
+  buckets: readonly ScopedBucket[],
+  decisions: readonly RateLimitDecision[],
+  source: "store" | "local",
+): ScopedVerdict {
+  let bind = 0;
+  const allowed = decisions.every((d) => d.allowed);
+  decisions.forEach((d, i) => {
+    const best = decisions[bind] as RateLimitDecision;
+    const tighter = allowed ? d.remaining < best.remaining : d.retryAfterMs > best.retryAfterMs;
+    if (tighter) bind = i;
+  });
+  const decision = decisions[bind];
+  const bucket = buckets[bind];
+  if (decision === undefined || bucket === undefined) throw new RangeError("no buckets to take");
+  return { outcome: allowed ? "allowed" : "limited", decision, scope: bucket.scope, source };
 }

@@ -14,6 +14,18 @@
 export interface TokenBucketStore {
   /** Takes `cost` tokens from the bucket under `key`, or refuses and takes none. */
   take(policy: BucketPolicy, key: string, cost: number): Promise<RateLimitDecision>;
+  /**
+   * Takes `cost` tokens from every bucket at once, or from none: a request that one bucket refuses
+   * (its client IP, say) costs the others (its tenant) nothing. One answer per take, in order.
+   * The Redis adapter does it in one script: one round trip however many buckets a request has.
+   */
+  takeAll(takes: readonly BucketTake[], cost: number): Promise<RateLimitDecision[]>;
+}
+
+/** One bucket of a multi-bucket take. */
+export interface BucketTake {
+  readonly policy: BucketPolicy;
+  readonly key: string;
 }
 
 export interface BucketPolicy {

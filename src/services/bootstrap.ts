@@ -1,3 +1,4 @@
+import { SCOPES } from "../domain/scopes.js";
 import type { Database } from "../store/database.js";
 import { countTenants } from "../store/tenants-repo.js";
 import type { ApiKeyService } from "./api-keys.js";
@@ -29,7 +30,7 @@ export async function bootstrapIfEmpty(
         tenantId: tenant.id,
         environment: "live",
         name: "bootstrap admin",
-        scopes: ["admin", "sys:admin"],
+        scopes: [...SCOPES],
         actor: "system:bootstrap",
       },
       tx,

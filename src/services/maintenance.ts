@@ -43,7 +43,9 @@ export async function runMaintenance(
   }
   const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR, signal) : 0;
   // Capture and session keys past their cryptoperiod (the old ones stay accepted for the overlap).
-  const joseKeysRotated = (await core.joseKeys.rotateDue(ACTOR)).length;
+  const joseKeysRotated =
+    (await core.joseKeys.rotateDue(ACTOR)).length +
+    (await core.accessTokenKeys.rotateDue(ACTOR)).length;
   return {
     joseKeysRotated,
     tokensPurged: purge.tokensPurged,

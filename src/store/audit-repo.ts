@@ -116,3 +116,40 @@ export async function findEventsInRange(
         );
   return rows;
 }
+
+export interface TenantEventQuery {
+  readonly tenantId: string;
+  /** Events strictly after this (occurred_at, id) position: the previous page's last event. */
+  readonly after: { readonly at: Date; readonly id: string } | undefined;
+  readonly since: Date | undefined;
+  readonly until: Date | undefined;
+  readonly action: string | undefined;
+  readonly limit: number;
+}
+
+/** One tenant's events in time order, a page at a time (audit_events_tenant_time index). */
+export async function findTenantEvents(
+  db: SqlClient,
+  query: TenantEventQuery,
+): Promise<StoredEvent[]> {
+  const { rows } = await db.query<StoredEvent>(
+    `SELECT ${EVENT_COLUMNS} FROM audit_events
+      WHERE tenant_id = $1
+        AND ($2::timestamptz IS NULL OR (occurred_at, id) > ($2::timestamptz, $3::text))
+        AND ($4::timestamptz IS NULL OR occurred_at >= $4::timestamptz)
+        AND ($5::timestamptz IS NULL OR occurred_at < $5::timestamptz)
+        AND ($6::text IS NULL OR action = $6::text)
+      ORDER BY occurred_at, id
+      LIMIT $7`,
+    [
+      query.tenantId,
+      query.after?.at ?? null,
+      query.after?.id ?? "",
+      query.since ?? null,
+      query.until ?? null,
+      query.action ?? null,
+      query.limit,
+    ],
+  );
+  return rows;
+}

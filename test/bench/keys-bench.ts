@@ -13,6 +13,7 @@
  * PostgreSQL when DATABASE_URL is set (a fresh schema per run), PGlite otherwise. Timings on a
  * shared machine are noisy: read the ratios, and repeat.
  */
+
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +22,7 @@ import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
 import { loadConfig } from "../../src/config/config.js";
 import { newId, randomBytes } from "../../src/crypto/random.js";
+import { TENANT_SCOPES } from "../../src/domain/scopes.js";
 import type { KeyManager } from "../../src/keys/key-manager.js";
 import { LocalKeyManager } from "../../src/keys/local-key-manager.js";
 import { Pkcs11KeyManager } from "../../src/keys/pkcs11-key-manager.js";
@@ -156,7 +158,13 @@ async function kekRotation(name: string, km: (dir: string) => Promise<KeyManager
 
 function principalOf(core: Core, tenantId: string): Principal {
   void core;
-  return { tenantId, keyId: "key_bench", environment: "live", scopes: new Set(["admin"]) };
+  return {
+    tenantId,
+    kind: "api_key",
+    keyId: "key_bench",
+    environment: "live",
+    scopes: new Set(TENANT_SCOPES),
+  };
 }
 
 async function reencryption() {

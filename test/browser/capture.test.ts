@@ -55,7 +55,7 @@ describe.skipIf(missing !== undefined)("capture frame in Chromium", () => {
   beforeAll(async () => {
     vault = await startTestVault(DRIVERS[0] as (typeof DRIVERS)[number]);
     served = await serveVault(vault);
-    const apiKey = await vault.newKey(vault.tenantId, ["tokens:write"], "test");
+    const apiKey = await vault.newKey(vault.tenantId, ["capture"], "test");
     merchant = await startDemoMerchant({ vaultOrigin: served.origin, apiKey, tls: served.tls });
     browser = await launchChromium();
     context = await browser.newContext({

@@ -24,7 +24,7 @@ for (const driver of DRIVERS) {
 
     beforeAll(async () => {
       vault = await startTestVault(driver);
-      writer = await vault.newKey(vault.tenantId, ["tokens:write"]);
+      writer = await vault.newKey(vault.tenantId, ["capture"]);
       reader = await vault.newKey(vault.tenantId, ["tokens:read"]);
     });
     afterAll(async () => vault?.close());
@@ -58,7 +58,7 @@ for (const driver of DRIVERS) {
       expect(keys.some((k) => k.use === "sig")).toBe(false);
     });
 
-    it("signs a capture session (ES256, iss, aud, sub = tenant, jti, exp ≤ 15 min) for tokens:write", async () => {
+    it("signs a capture session (ES256, iss, aud, sub = tenant, jti, exp ≤ 15 min) for the capture scope", async () => {
       const res = await newSession();
       expect(res.statusCode).toBe(201);
       const body = res.json() as {
@@ -89,7 +89,7 @@ for (const driver of DRIVERS) {
       ).resolves.toBeDefined();
     });
 
-    it("refuses sessions without tokens:write, with bad origins, or too long", async () => {
+    it("refuses sessions without the capture scope, with bad origins, or too long", async () => {
       expectProblem(await newSession({ origins: [MERCHANT] }, reader), "INSUFFICIENT_SCOPE");
       for (const origin of [
         "http://shop.example",
@@ -109,7 +109,7 @@ for (const driver of DRIVERS) {
       );
       // Loopback http:// is for local development: with a test key only.
       expectProblem(await newSession({ origins: ["http://127.0.0.1:8080"] }), "VALIDATION_FAILED");
-      const testKey = await vault.newKey(vault.tenantId, ["tokens:write"], "test");
+      const testKey = await vault.newKey(vault.tenantId, ["capture"], "test");
       const dev = await newSession({ origins: ["http://127.0.0.1:8080"] }, testKey);
       expect(dev.statusCode).toBe(201);
     });

@@ -21,7 +21,7 @@ for (const driver of DRIVERS) {
 
     beforeAll(async () => {
       vault = await startTestVault(driver, { clock });
-      writer = await vault.newKey(vault.tenantId, ["tokens:write"]);
+      writer = await vault.newKey(vault.tenantId, ["capture"]);
     });
     afterAll(async () => vault?.close());
 

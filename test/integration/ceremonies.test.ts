@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
 import { loadConfig } from "../../src/config/config.js";
+import { TENANT_SCOPES } from "../../src/domain/scopes.js";
 import { ENVIRONMENTS, kekOf } from "../../src/keys/key-manager.js";
 import { KeyRing } from "../../src/keys/key-ring.js";
 import { LocalKeyManager } from "../../src/keys/local-key-manager.js";
@@ -459,8 +460,8 @@ for (const driver of DRIVERS) {
         await countRows(vault, "SELECT count(*) AS n FROM key_ceremonies WHERE state = 'pending'"),
       ).toBe(pending);
 
-      // `admin` is a tenant's administrator, not the vault's.
-      const tenantAdmin = await vault.newKey(vault.tenantId, ["admin"]);
+      // A tenant's administrator, holding every tenant scope, is not the vault's.
+      const tenantAdmin = await vault.newKey(vault.tenantId, [...TENANT_SCOPES]);
       const pendingOne = (
         await api.propose(a, "kek.rotate", { environment: "test" })
       ).json() as CeremonyView;
@@ -965,6 +966,7 @@ async function cliStore(driver: Driver): Promise<CliStore> {
             actor: "test",
           });
           const principal: Principal = {
+            kind: "api_key",
             keyId: key.id,
             tenantId: tenant.id,
             environment,

@@ -139,7 +139,7 @@ describe("payvault CLI on the embedded store", () => {
         tenant: tenantId,
         env: "test",
         name: "ci",
-        scopes: "tokens:read,tokens:write",
+        scopes: "tokens:write,tokens:read", // in the canonical scope order
         revoked_at: "",
       });
       expect(row?.api_key).toMatch(new RegExp(`^${API_KEY.source}$`));
@@ -205,13 +205,20 @@ describe("payvault CLI on the embedded store", () => {
         "--tenant",
         tenantId,
         "--scopes",
-        "admin",
+        "tenant:admin",
         "--env",
         "staging",
       );
       expect(env.code).toBe(2);
       expect(env.stderr).toMatch(/--env/);
-      const tenant = await cli("apikeys", "create", "--tenant", "ten_nobody", "--scopes", "admin");
+      const tenant = await cli(
+        "apikeys",
+        "create",
+        "--tenant",
+        "ten_nobody",
+        "--scopes",
+        "tenant:admin",
+      );
       expect(tenant.code).toBe(2);
       expect(tenant.stderr).toMatch(/no tenant ten_nobody/);
       const listed = JSON.parse(ok(await cli("apikeys", "list", "--json")).stdout) as KeyRowJson[];

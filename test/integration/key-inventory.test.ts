@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../../src/app/core.js";
 import { openCore } from "../../src/app/core.js";
 import { loadConfig } from "../../src/config/config.js";
+import { TENANT_SCOPES } from "../../src/domain/scopes.js";
 import { buildApp } from "../../src/http/app.js";
 import { SYSTEM_KEY_OWNER } from "../../src/keys/key-ring.js";
 import { createLogger } from "../../src/log/logger.js";
@@ -209,8 +210,8 @@ for (const driver of DRIVERS) {
       expect(res.body).not.toMatch(/material/);
     });
 
-    it("needs sys:admin: admin alone is 403, no key is 401", async () => {
-      const admin = await vault.newKey(vault.tenantId, ["admin"]);
+    it("needs sys:admin: every tenant scope alone is 403, no key is 401", async () => {
+      const admin = await vault.newKey(vault.tenantId, [...TENANT_SCOPES]);
       expectProblem(await inventory(admin), "INSUFFICIENT_SCOPE");
       const tokens = await vault.newKey(vault.tenantId, [
         "tokens:write",

@@ -1,5 +1,6 @@
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TENANT_SCOPES } from "../../src/domain/scopes.js";
 import { createLogger } from "../../src/log/logger.js";
 import { DRIVERS } from "../support/databases.js";
 import {
@@ -130,7 +131,7 @@ for (const driver of DRIVERS) {
       const readOnlyKey = await vault.newKey(vault.tenantId, ["tokens:read"]);
       const revokedKey = await vault.newKey(vault.tenantId, ["tokens:read"]);
       expect(await vault.core.apiKeys.revoke(keyIdOf(revokedKey), "test")).toBe(true);
-      const other = await vault.newTenant(["admin"]);
+      const other = await vault.newTenant([...TENANT_SCOPES]);
 
       // Tokenize: plain, spaced, dashed (4-4-4-4 and Amex 4-6-5), 19 digits, card alias.
       const visa = (await tokenize({ card: card(CARDS.visa, { name: "Ada Lovelace" }) })).json<{

@@ -28,7 +28,7 @@ describe("examples/nested-jwt-client.mjs", () => {
   it("registers keys, tokenizes with a signed and encrypted request, and reads the encrypted reply", async () => {
     const ca = join(vault.dataDir, "example-ca.pem");
     await writeFile(ca, served.tls.cert);
-    const key = await vault.newKey(vault.tenantId, ["admin"]);
+    const key = await vault.newKey(vault.tenantId, ["keys:manage", "tokens:write"]);
     const { stdout } = await run(process.execPath, ["examples/nested-jwt-client.mjs"], {
       env: {
         ...process.env,

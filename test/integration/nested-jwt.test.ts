@@ -34,9 +34,9 @@ for (const driver of DRIVERS) {
 
     beforeAll(async () => {
       vault = await startTestVault(driver);
-      admin = await vault.newKey(vault.tenantId, ["admin"]);
+      admin = await vault.newKey(vault.tenantId, ["keys:manage"]);
       writer = await vault.newKey(vault.tenantId, ["tokens:write"]);
-      other = await vault.newTenant(["admin", "tokens:write"]);
+      other = await vault.newTenant(["keys:manage", "tokens:write"]);
       const reg = async (key: string, jwk: Record<string, unknown>, use: string, alg: string) =>
         vault.app.inject({
           method: "POST",
@@ -314,7 +314,7 @@ for (const driver of DRIVERS) {
     });
 
     it("keys are per environment: one registered with a pv_test_ key does not sign live requests", async () => {
-      const testAdmin = await vault.newKey(vault.tenantId, ["admin"], "test");
+      const testAdmin = await vault.newKey(vault.tenantId, ["keys:manage"], "test");
       const testOnly = ecPair();
       const reg = await vault.app.inject({
         method: "POST",

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Scope } from "../../src/domain/scopes.js";
-import { SCOPES } from "../../src/domain/scopes.js";
+import { TENANT_SCOPES } from "../../src/domain/scopes.js";
 import type { ErrorCode } from "../../src/errors/registry.js";
 import {
   auditRows,
@@ -80,7 +80,7 @@ const ROUTES: readonly RouteSpec[] = [
   },
 ];
 
-const ALL_TOKEN_SCOPES: readonly Scope[] = SCOPES.filter((s) => s !== "admin");
+const ALL_TOKEN_SCOPES: readonly Scope[] = TENANT_SCOPES;
 
 for (const driver of DRIVERS) {
   describe(`route security on ${driver.name}`, () => {
@@ -184,7 +184,7 @@ for (const driver of DRIVERS) {
         });
 
         it("a revoked key → 401 AUTH_REVOKED", async () => {
-          const key = await vault.newKey(vault.tenantId, [...ALL_TOKEN_SCOPES, "admin"]);
+          const key = await vault.newKey(vault.tenantId, [...ALL_TOKEN_SCOPES]);
           expect(await vault.core.apiKeys.revoke(keyIdOf(key), "test")).toBe(true);
           await expectDenied(auth(key), "AUTH_REVOKED", { actor: keyIdOf(key) });
         });
@@ -212,13 +212,13 @@ for (const driver of DRIVERS) {
         });
 
         it("an admin key is allowed", async () => {
-          await expectAllowed(await vault.newKey(vault.tenantId, ["admin"]));
+          await expectAllowed(await vault.newKey(vault.tenantId, [...TENANT_SCOPES]));
           await expectAllowed(vault.adminKey);
         });
 
         if (route.onToken) {
           it("another tenant's key with every scope → 404 TOKEN_NOT_FOUND, token untouched", async () => {
-            const other = await vault.newTenant([...ALL_TOKEN_SCOPES, "admin"]);
+            const other = await vault.newTenant([...ALL_TOKEN_SCOPES]);
             const tokenId = (await target()) as string;
             const reveals = (await auditRows(vault, "token.reveal")).length;
             const res = await call(tokenId, auth(other.key));

@@ -55,6 +55,18 @@ import {
 import type { TestDatabase } from "../support/databases.js";
 import { DRIVERS } from "../support/databases.js";
 
+/** An API key row's lifecycle columns at their defaults (no expiry, any address, no binding). */
+const KEY_LIFECYCLE_DEFAULTS: Pick<
+  ApiKeyRow,
+  "expires_at" | "allowed_cidrs" | "client_cert_sha256" | "rotated_to" | "created_by"
+> = {
+  expires_at: null,
+  allowed_cidrs: [],
+  client_cert_sha256: null,
+  rotated_to: null,
+  created_by: null,
+};
+
 const MAC_KEY = { id: "dek_contract_audit", material: randomBytes(32) };
 const T0 = new Date("2026-01-02T03:04:05.678Z");
 
@@ -95,7 +107,7 @@ for (const driver of DRIVERS) {
       });
 
       it("applies the shipped migrations once; a second run is a no-op", async () => {
-        expect(await migrate(test.db)).toEqual([1, 2, 3, 4]);
+        expect(await migrate(test.db)).toEqual([1, 2, 3, 4, 5, 6]);
         expect(await migrate(test.db)).toEqual([]);
         const { rows } = await test.db.query<{ version: number; name: string; checksum: string }>(
           "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
@@ -262,6 +274,7 @@ for (const driver of DRIVERS) {
           secret_mac: randomBytes(32),
           created_at: new Date(T0.getTime() + at),
           revoked_at: null,
+          ...KEY_LIFECYCLE_DEFAULTS,
         });
         const k1 = row("key_one", "ten_a", 1);
         const k2 = row("key_two", "ten_b", 2);
@@ -588,10 +601,11 @@ for (const driver of DRIVERS) {
               tenant_id: doomed,
               environment: "live",
               name: "",
-              scopes: ["admin"],
+              scopes: ["tenant:admin"],
               secret_mac: randomBytes(32),
               created_at: T0,
               revoked_at: null,
+              ...KEY_LIFECYCLE_DEFAULTS,
             });
             throw failure;
           }),

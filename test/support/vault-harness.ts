@@ -60,7 +60,15 @@ export async function startTestVault(
 ): Promise<TestVault> {
   const dataDir = await mkdtemp(join(tmpdir(), "payvault-test-"));
   const config = loadConfig(
-    { PAYVAULT_DATA_DIR: dataDir, PAYVAULT_LOG_LEVEL: "info", ...options.env },
+    {
+      PAYVAULT_DATA_DIR: dataDir,
+      PAYVAULT_LOG_LEVEL: "info",
+      // Suites fail authentications on purpose, all from 127.0.0.1: the limits and the backoff
+      // are off unless a test turns them on (test/integration/rate-limit-http.test.ts does).
+      PAYVAULT_RATE_LIMITS: "off",
+      PAYVAULT_AUTH_BACKOFF: "off",
+      ...options.env,
+    },
     dataDir,
   );
   const database = await driver.open();
@@ -73,7 +81,10 @@ export async function startTestVault(
   // Inject-based tests reach the vault at this origin (capture sessions' issuer and audience).
   core.origin.learn("https://vault.test");
   const logs = new LogCapture();
-  const app = buildApp({ ...core, logger: createLogger("info", logs) }, { tls: undefined });
+  const app = buildApp(
+    { ...core, logger: createLogger("info", logs) },
+    { tls: undefined, corsOrigins: config.corsOrigins },
+  );
   await app.ready();
   const boot = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);
   if (boot === undefined) throw new Error("expected an empty store");

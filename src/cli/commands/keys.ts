@@ -174,6 +174,9 @@ function batchSize(raw: string | undefined): number {
   return n;
 }
 
+/** The purposes whose DEKs `keys rotate --dek` replaces with a re-encryption job. */
+const DEK_JOB_PURPOSES: readonly string[] = ["pan", "fingerprint", "sad", "audit"];
+
 async function rotateDek(
   config: Config,
   purpose: string | undefined,
@@ -181,7 +184,9 @@ async function rotateDek(
   size: number,
   actor: string,
 ): Promise<number> {
-  if (!isPurpose(purpose) || purpose === "apikey") {
+  // The MAC keys (apikey, authn) hold no record of which version made a stored MAC, and the
+  // sealing keys of jose and totp are replaced with their keys: none of them is a DEK job.
+  if (!isPurpose(purpose) || !DEK_JOB_PURPOSES.includes(purpose)) {
     throw new CliError("--purpose must be pan, fingerprint, sad or audit");
   }
   return withCore(config, async (core) => {

@@ -15,6 +15,7 @@ export async function runServe(config: Config, args: string[]): Promise<number> 
       store: core.db.kind,
       kek: core.keyManager.kind,
       sealed: core.sealStatus().sealed,
+      client_cert_auth: config.clientCertAuth?.mode ?? "off",
     },
     "payvault listening",
   );

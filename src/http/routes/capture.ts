@@ -87,7 +87,6 @@ export function registerCapture(app: FastifyInstance, deps: HttpDeps): void {
   app.post(
     "/v1/capture/sessions",
     {
-      config: { scope: "tokens:write" },
       bodyLimit: 4096,
       schema: { body: sessionBodySchema, response: { 201: sessionResponseSchema } },
     },

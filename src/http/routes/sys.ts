@@ -95,16 +95,13 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
 
   // Custodian change, after an approved custodians.rekey (PCI DSS 3.6.1.2, 3.7.6): the new set
   // replaces the old one only once a threshold of its shares comes back here, one per custodian.
-  app.get(
-    "/v1/sys/rekey",
-    { config: { scope: "sys:admin" }, schema: { response: { 200: rekeyStatusSchema } } },
-    async () => rekeyView(await deps.ceremonies.rekeyStatus()),
+  app.get("/v1/sys/rekey", { schema: { response: { 200: rekeyStatusSchema } } }, async () =>
+    rekeyView(await deps.ceremonies.rekeyStatus()),
   );
 
   app.post(
     "/v1/sys/rekey/verify",
     {
-      config: { scope: "sys:admin" },
       schema: { body: unsealBodySchema, response: { 200: rekeyStatusSchema } },
       bodyLimit: 2048,
     },
@@ -119,14 +116,14 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
 
   app.post(
     "/v1/sys/rekey/cancel",
-    { config: { scope: "sys:admin" }, schema: { response: { 200: rekeyStatusSchema } } },
+    { schema: { response: { 200: rekeyStatusSchema } } },
     async (request) => {
       const { cancelled, status } = await deps.ceremonies.cancelRekey(principalOf(request).keyId);
       return { ...rekeyView(status), cancelled };
     },
   );
 
-  app.get("/v1/sys/keys", { config: { scope: "sys:admin" } }, async () => {
+  app.get("/v1/sys/keys", {}, async () => {
     const inventory = await deps.lifecycle.inventory();
     return {
       keks: inventory.keks.map((kek) => ({
@@ -146,13 +143,13 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
     };
   });
 
-  app.get("/v1/sys/ceremonies", { config: { scope: "sys:admin" } }, async () => ({
+  app.get("/v1/sys/ceremonies", {}, async () => ({
     data: (await deps.ceremonies.list()).map(ceremonyView),
   }));
 
   app.post(
     "/v1/sys/ceremonies",
-    { config: { scope: "sys:admin" }, schema: { body: ceremonyBodySchema } },
+    { schema: { body: ceremonyBodySchema } },
     async (request, reply) => {
       const body = request.body as { action: string; params?: Record<string, unknown> };
       const row = await deps.ceremonies.propose(
@@ -164,24 +161,16 @@ export function registerSys(app: FastifyInstance, deps: HttpDeps): void {
     },
   );
 
-  app.post(
-    "/v1/sys/ceremonies/:id/approve",
-    { config: { scope: "sys:admin" }, schema: { params: idParams } },
-    async (request) => {
-      const { id } = request.params as { id: string };
-      const outcome = await deps.ceremonies.approve(id, principalOf(request).keyId);
-      return { ...ceremonyView(outcome.ceremony), result: outcome.result };
-    },
-  );
+  app.post("/v1/sys/ceremonies/:id/approve", { schema: { params: idParams } }, async (request) => {
+    const { id } = request.params as { id: string };
+    const outcome = await deps.ceremonies.approve(id, principalOf(request).keyId);
+    return { ...ceremonyView(outcome.ceremony), result: outcome.result };
+  });
 
-  app.post(
-    "/v1/sys/ceremonies/:id/reject",
-    { config: { scope: "sys:admin" }, schema: { params: idParams } },
-    async (request) => {
-      const { id } = request.params as { id: string };
-      return ceremonyView(await deps.ceremonies.reject(id, principalOf(request).keyId));
-    },
-  );
+  app.post("/v1/sys/ceremonies/:id/reject", { schema: { params: idParams } }, async (request) => {
+    const { id } = request.params as { id: string };
+    return ceremonyView(await deps.ceremonies.reject(id, principalOf(request).keyId));
+  });
 }
 
 /** A sealed vault answers 503 VAULT_SEALED on every route but the seal routes. */

@@ -56,7 +56,6 @@ export function registerTenantJoseKeys(app: FastifyInstance, deps: HttpDeps): vo
   app.post(
     "/v1/tenant/jose-keys",
     {
-      config: { scope: "admin" },
       bodyLimit: 8192,
       schema: { body: registerBodySchema, response: { 201: keyViewSchema } },
     },
@@ -75,7 +74,6 @@ export function registerTenantJoseKeys(app: FastifyInstance, deps: HttpDeps): vo
   app.get(
     "/v1/tenant/jose-keys",
     {
-      config: { scope: "admin" },
       schema: {
         response: {
           200: {
@@ -93,7 +91,7 @@ export function registerTenantJoseKeys(app: FastifyInstance, deps: HttpDeps): vo
 
   app.delete(
     "/v1/tenant/jose-keys/:kid",
-    { config: { scope: "admin" }, schema: { params: kidParams } },
+    { schema: { params: kidParams } },
     async (request, reply) => {
       await deps.tenantJoseKeys.revoke(
         principalOf(request),

@@ -39,7 +39,6 @@ export function registerTokensBatch(app: FastifyInstance, deps: HttpDeps): void 
   app.post(
     "/v1/tokens/batch",
     {
-      config: { scope: "tokens:write" },
       bodyLimit: 2 * 1024 * 1024,
       schema: {
         body: {

@@ -44,7 +44,6 @@ function registerRoute(app: FastifyInstance, deps: HttpDeps): void {
   app.post(
     "/v1/tokens",
     {
-      config: { scope: "tokens:write" },
       bodyLimit: 16 * 1024,
       schema: {
         body: tokenizeRequestSchema,

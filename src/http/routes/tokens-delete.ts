@@ -7,7 +7,7 @@ import { tokenIdParamsSchema } from "../schemas.js";
 export function registerTokensDelete(app: FastifyInstance, deps: HttpDeps): void {
   app.delete(
     "/v1/tokens/:id",
-    { config: { scope: "tokens:delete" }, schema: { params: tokenIdParamsSchema } },
+    { schema: { params: tokenIdParamsSchema } },
     async (request, reply) => {
       await deps.tokens.remove(principalOf(request), (request.params as { id: string }).id);
       return reply.code(204).send();

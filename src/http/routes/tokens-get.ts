@@ -8,7 +8,6 @@ export function registerTokensGet(app: FastifyInstance, deps: HttpDeps): void {
   app.get(
     "/v1/tokens/:id",
     {
-      config: { scope: "tokens:read" },
       schema: { params: tokenIdParamsSchema, response: { 200: tokenViewSchema } },
     },
     async (request) => deps.tokens.get(principalOf(request), (request.params as { id: string }).id),

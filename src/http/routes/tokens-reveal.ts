@@ -34,7 +34,6 @@ export function registerTokensReveal(app: FastifyInstance, deps: HttpDeps): void
   app.post(
     "/v1/tokens/:id/reveal",
     {
-      config: { scope: "tokens:reveal" },
       bodyLimit: 4 * 1024,
       schema: {
         params: tokenIdParamsSchema,

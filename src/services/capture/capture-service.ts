@@ -69,6 +69,7 @@ export class CaptureService {
       throw new VaultError("JWT_REPLAYED");
     }
     const principal: Principal = {
+      kind: "capture_session",
       tenantId: session.tenantId,
       keyId: `capture:${session.id}`,
       environment: session.environment,

@@ -32,7 +32,13 @@ const generate = promisify(generateKeyPair);
  * (§3.4). RSA keys are 3072 bits (NIST SP 800-57 Part 1 Table 2: 128-bit strength, as P-256).
  */
 export const VAULT_JOSE_ALGS = ["ECDH-ES+A256KW", "RSA-OAEP-256", "ES256"] as const;
-export type VaultJoseAlg = (typeof VAULT_JOSE_ALGS)[number];
+/**
+ * Admin access tokens are signed with EdDSA over Ed25519 (RFC 8037), by a key set of its own
+ * (a second `VaultJoseKeys` with `algs: ACCESS_TOKEN_ALGS`): one key, one purpose (NIST SP 800-57
+ * Part 1 §5.2), so a capture session can never pass as an access token, nor the reverse.
+ */
+export const ACCESS_TOKEN_ALGS = ["EdDSA"] as const;
+export type VaultJoseAlg = (typeof VAULT_JOSE_ALGS)[number] | (typeof ACCESS_TOKEN_ALGS)[number];
 
 /** A usable key pair, its private half unwrapped into an OpenSSL key object (never exported). */
 export interface VaultJoseKey {
@@ -40,9 +46,9 @@ export interface VaultJoseKey {
   readonly use: "enc" | "sig";
   readonly alg: VaultJoseAlg;
   readonly publicJwk: Readonly<Record<string, unknown>>;
-  /** A non-extractable CryptoKey for encryption keys; an OpenSSL key object for ES256. */
+  /** A non-extractable CryptoKey for encryption keys; an OpenSSL key object for signing keys. */
   readonly privateKey: CryptoKey | KeyObject;
-  /** The session key's public half (verification); undefined for encryption keys. */
+  /** A signing key's public half (verification); undefined for encryption keys. */
   readonly publicKey: KeyObject | undefined;
   readonly createdAt: Date;
   /** Set once a newer key took over; the key is still accepted until `expiresAt`. */
@@ -58,17 +64,25 @@ export interface VaultJoseKeysOptions {
   readonly overlapMs: number;
   /** How long a key is current before the scheduled pass replaces it (PCI DSS 3.6.4). */
   readonly cryptoperiodMs: number;
+  /**
+   * The algorithms this set holds, one current key each; keys of other algorithms in the table
+   * belong to another set and are never loaded here. Default: the capture keys.
+   */
+  readonly algs?: readonly VaultJoseAlg[];
 }
 
 export const DEFAULT_JOSE_OVERLAP_MS = 3_600_000;
 export const DEFAULT_JOSE_CRYPTOPERIOD_MS = 90 * 86_400_000;
 
 function useOf(alg: VaultJoseAlg): "enc" | "sig" {
-  return alg === "ES256" ? "sig" : "enc";
+  return alg === "ES256" || alg === "EdDSA" ? "sig" : "enc";
 }
 
 /** A new key pair's private half as PKCS#8 bytes (its public half is derived when it loads). */
 async function newPrivateKey(alg: VaultJoseAlg): Promise<Uint8Array> {
+  if (alg === "EdDSA") {
+    return (await generate("ed25519")).privateKey.export({ format: "der", type: "pkcs8" });
+  }
   if (alg !== "ES256") return exportPrivateKeyPkcs8((await generateCaptureKeyPair(alg)).privateKey);
   const pair = await generate("ec", { namedCurve: "P-256" });
   return pair.privateKey.export({ format: "der", type: "pkcs8" });
@@ -89,7 +103,9 @@ async function publicJwkOf(
   const members =
     jwk.kty === "RSA"
       ? { kty: "RSA", n: jwk.n, e: jwk.e }
-      : { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y };
+      : jwk.kty === "OKP"
+        ? { kty: "OKP", crv: jwk.crv, x: jwk.x }
+        : { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y };
   const kid = await calculateJwkThumbprint(members as Parameters<typeof calculateJwkThumbprint>[0]);
   return { ...members, kid, use: useOf(alg), alg };
 }
@@ -111,6 +127,7 @@ export class VaultJoseKeys {
   private loadedAt = Number.NEGATIVE_INFINITY;
   private refreshing: Promise<void> | undefined;
   private ensuring: Promise<void> | undefined;
+  private readonly algs: readonly VaultJoseAlg[];
 
   constructor(
     private readonly db: Database,
@@ -121,13 +138,15 @@ export class VaultJoseKeys {
       overlapMs: DEFAULT_JOSE_OVERLAP_MS,
       cryptoperiodMs: DEFAULT_JOSE_CRYPTOPERIOD_MS,
     },
-  ) {}
+  ) {
+    this.algs = options.algs ?? VAULT_JOSE_ALGS;
+  }
 
   /** Makes sure a current key of every algorithm exists, and loads the set. */
   ensure(): Promise<void> {
     this.ensuring ??= (async () => {
       await this.refresh(true);
-      for (const alg of VAULT_JOSE_ALGS) {
+      for (const alg of this.algs) {
         if (this.current(alg) === undefined) await this.create(alg, "system", undefined);
       }
       await this.refresh(true);
@@ -179,7 +198,7 @@ export class VaultJoseKeys {
   async rotate(actor: string): Promise<{ retired: string[]; created: string[] }> {
     const retired: string[] = [];
     const created: string[] = [];
-    for (const alg of VAULT_JOSE_ALGS) {
+    for (const alg of this.algs) {
       const done = await this.create(alg, actor, { createdBefore: undefined });
       if (done?.retired !== undefined) retired.push(done.retired);
       if (done !== undefined) created.push(done.kid);
@@ -198,7 +217,7 @@ export class VaultJoseKeys {
     const now = this.clock.now();
     const cutoff = new Date(now.getTime() - this.options.cryptoperiodMs);
     const created: string[] = [];
-    for (const alg of VAULT_JOSE_ALGS) {
+    for (const alg of this.algs) {
       const current = this.current(alg);
       if (current === undefined || current.createdAt > cutoff) continue;
       const done = await this.create(alg, actor, { createdBefore: cutoff });
@@ -229,7 +248,7 @@ export class VaultJoseKeys {
         .sort(
           (a, b) =>
             Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
-            VAULT_JOSE_ALGS.indexOf(a.alg) - VAULT_JOSE_ALGS.indexOf(b.alg) ||
+            this.algs.indexOf(a.alg) - this.algs.indexOf(b.alg) ||
             b.createdAt.getTime() - a.createdAt.getTime(),
         )
     );
@@ -242,7 +261,7 @@ export class VaultJoseKeys {
   /** Re-reads the set when due; makes any missing current key. */
   private async fresh(): Promise<void> {
     if (Date.now() - this.loadedAt >= ACTIVE_RECHECK_MS) await this.refresh(false);
-    if (VAULT_JOSE_ALGS.some((alg) => this.current(alg) === undefined)) await this.ensure();
+    if (this.algs.some((alg) => this.current(alg) === undefined)) await this.ensure();
   }
 
   private refresh(force: boolean): Promise<void> {
@@ -257,6 +276,7 @@ export class VaultJoseKeys {
     const rows = await listUsableVaultJoseKeys(this.db, this.clock.now());
     const next = new Map<string, VaultJoseKey>();
     for (const row of rows) {
+      if (!this.algs.includes(row.alg as VaultJoseAlg)) continue;
       const known = this.loaded.get(row.kid);
       next.set(
         row.kid,
@@ -279,9 +299,11 @@ export class VaultJoseKeys {
         throw new Error(`vault JOSE key ${row.kid} does not match its private key`);
       }
       // Encryption keys become non-extractable WebCrypto keys (what the JOSE layer decrypts
-      // with); the session key stays an OpenSSL key object, for signing and its public half.
+      // with); signing keys stay OpenSSL key objects, for signing and their public half.
       const signing =
-        alg === "ES256" ? createPrivateKey({ key: der, format: "der", type: "pkcs8" }) : undefined;
+        useOf(alg) === "sig"
+          ? createPrivateKey({ key: der, format: "der", type: "pkcs8" })
+          : undefined;
       return {
         kid: row.kid,
         use: row.use,

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { PASSWORD_ISSUE_CODES } from "../../../src/auth/passwords.js";
 import { DOMAIN_ISSUE_CODES } from "../../../src/domain/field-issue.js";
 import { ERRORS } from "../../../src/errors/registry.js";
+import { API_KEY_ISSUE_CODES } from "../../../src/http/routes/api-keys.js";
 import { SCHEMA_ISSUE_CODES } from "../../../src/http/validation.js";
 import { CAPTURE_ISSUE_CODES } from "../../../src/services/capture/capture-session.js";
 import { KEY_ADMIN_ISSUE_CODES } from "../../../src/services/keys/ceremonies.js";
@@ -46,6 +48,8 @@ describe("docs/errors.md is pinned to the code", () => {
       ...REQUEST_ISSUE_CODES,
       ...KEY_ADMIN_ISSUE_CODES,
       ...CAPTURE_ISSUE_CODES,
+      ...API_KEY_ISSUE_CODES,
+      ...PASSWORD_ISSUE_CODES,
     ];
     expect([...documented].sort()).toEqual([...new Set(produced)].sort());
   });

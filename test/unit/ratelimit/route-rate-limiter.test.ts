@@ -16,6 +16,9 @@ const DOWN: TokenBucketStore = {
   take: async () => {
     throw new RateLimitUnavailableError("ECONNREFUSED");
   },
+  takeAll: async () => {
+    throw new RateLimitUnavailableError("ECONNREFUSED");
+  },
 };
 
 const POLICIES: RateLimitPolicies = resolveRateLimitPolicies({
@@ -95,7 +98,13 @@ describe("rate limit policies", () => {
       ["auth", "closed"],
     ]);
     const resolved = resolveRateLimitPolicies({ reveal: { capacity: 5 } });
-    expect(resolved.reveal).toEqual({ capacity: 5, refillPerSecond: 2, onUnavailable: "local" });
+    expect(resolved.reveal).toEqual({
+      ...DEFAULT_RATE_LIMIT_POLICIES.reveal,
+      capacity: 5,
+    });
+    expect(resolved.reveal.refillPerSecond).toBe(
+      DEFAULT_RATE_LIMIT_POLICIES.reveal.refillPerSecond,
+    );
     expect(resolved.tokenize).toEqual(DEFAULT_RATE_LIMIT_POLICIES.tokenize);
     expect(Object.isFrozen(resolved.auth)).toBe(true);
   });
