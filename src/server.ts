@@ -84,7 +84,7 @@ export async function startServer(
         return status;
       },
     },
-    { tls, corsOrigins: config.corsOrigins },
+    { tls, corsOrigins: config.corsOrigins, trustedProxies: config.trustedProxies },
   );
   if (core.sealStatus().sealed) {
     logger.warn("the vault is SEALED: submit unseal shares (payvault unseal) to start serving");

@@ -30,6 +30,7 @@ Commands:
   apikeys revoke <key id>        revoke an API key at once
   users create --tenant <id> --username <name> --role <r,...>   create an admin user (prints a one-time enrollment token)
   users list [--tenant <id>] | users disable <usr id> | users unlock <usr id>
+  users signing-keys | users rotate-signing-key   the admin access-token signing key (EdDSA)
   tenants set-retention <id> --days N   tokens expire N days after creation unless persistent
   audit verify                   walk the audit hash chain; exit 1 at the first broken link
   init --shares N --threshold T  create a sealed KEK split into N Shamir shares (T unseal)

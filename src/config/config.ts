@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { parseCidr } from "../domain/cidr.js";
 import type { RateLimitSettings } from "./rate-limit-config.js";
 import { rateLimitSettings } from "./rate-limit-config.js";
 
@@ -24,6 +25,11 @@ export interface Config {
   readonly insecureHttp: boolean;
   /** Origins (exact, https) whose browsers may call the API cross-origin; empty: CORS closed. */
   readonly corsOrigins: readonly string[];
+  /**
+   * Proxies whose X-Forwarded-For is believed (CIDR ranges); empty: the client address is the
+   * TCP peer. Rate limits, backoff, key ranges and the audit trail all use the client address.
+   */
+  readonly trustedProxies: readonly string[];
   /**
    * The vault's origin as browsers reach it (capture sessions' issuer, capture payloads'
    * audience). Unset: the listener's own address.
@@ -175,6 +181,22 @@ function clientCertAuth(
 
 const HOST_NAME = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/;
 
+/** PAYVAULT_TRUSTED_PROXIES: comma-separated addresses or CIDR ranges of the vault's proxies. */
+function trustedProxies(env: Env): readonly string[] {
+  return (env.PAYVAULT_TRUSTED_PROXIES || "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const cidr = parseCidr(entry);
+      if (cidr === undefined)
+        throw new ConfigError(
+          `PAYVAULT_TRUSTED_PROXIES: "${entry}" is not an address or CIDR range`,
+        );
+      return cidr;
+    });
+}
+
 /**
  * PAYVAULT_CORS_ORIGINS: comma-separated exact origins (`https://shop.example`); no wildcard, no
  * path, https only, so a grant can never reach a page served without TLS.
@@ -274,6 +296,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     clientCertAuth: clientCertAuth(env, cwd, insecureHttp),
     insecureHttp,
     corsOrigins: corsOrigins(env),
+    trustedProxies: trustedProxies(env),
     publicUrl: publicUrl(env),
     redisUrl: secretOrFile(env, "PAYVAULT_REDIS_URL") ?? secretOrFile(env, "REDIS_URL"),
     logLevel,

@@ -24,6 +24,10 @@ export const SCOPES = [...TENANT_SCOPES, ...SYSTEM_SCOPES] as const;
 
 export type Scope = (typeof SCOPES)[number];
 
+export function isSystemScope(scope: Scope): boolean {
+  return (SYSTEM_SCOPES as readonly string[]).includes(scope);
+}
+
 export function isScope(value: string): value is Scope {
   return (SCOPES as readonly string[]).includes(value);
 }

@@ -21,6 +21,7 @@ import { registerTokensCreate } from "./routes/tokens-create.js";
 import { registerTokensDelete } from "./routes/tokens-delete.js";
 import { registerTokensGet } from "./routes/tokens-get.js";
 import { registerTokensReveal } from "./routes/tokens-reveal.js";
+import { SECURITY_HEADERS } from "./security-headers.js";
 import type { TlsMaterial } from "./tls.js";
 import { compileSchema } from "./validation.js";
 
@@ -29,31 +30,13 @@ export interface AppOptions {
   readonly tls: TlsMaterial | undefined;
   /** Origins granted the API cross-origin (cors.ts); absent or empty: CORS closed. */
   readonly corsOrigins?: readonly string[];
+  /** Proxies whose X-Forwarded-For gives the client address (CIDR); absent: the TCP peer. */
+  readonly trustedProxies?: readonly string[];
 }
-
-/**
- * Security headers on every response, errors and 404s included (OWASP Secure Headers Project;
- * PCI DSS 6.4.1, 6.4.3; docs/http-headers.md). Set before anything else runs, so a route only
- * overrides what it must: the capture frame its CSP and framing, the JWKS and the frame's
- * static assets their caching (they hold no card data). Everything else is `no-store` (PCI DSS
- * 3.3, 3.5: no cache on the way keeps a copy of card data).
- *
- * HSTS is sent with or without TLS on the listener: a browser ignores it over plain HTTP (RFC 6797
- * §8.1), and behind a TLS-terminating proxy (PAYVAULT_INSECURE_HTTP=1) it reaches the browser
- * over the proxy's HTTPS, where it pins the vault's host to HTTPS.
- */
-const SECURITY_HEADERS = {
-  "strict-transport-security": "max-age=63072000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "cache-control": "no-store",
-} as const;
 
 /** The composition of the HTTP layer: parsers, hooks, error handling, and one route per file. */
 export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
-  const app = createHttpStack(deps.logger, options.tls);
+  const app = createHttpStack(deps.logger, options.tls, options.trustedProxies);
   app.setValidatorCompiler(({ schema }) => compileSchema(schema));
   app.decorateRequest("principal", undefined);
   // Every route's access comes from the route table; a route missing from it fails start-up, so
@@ -104,7 +87,7 @@ export function buildApp(deps: HttpDeps, options: AppOptions): FastifyInstance {
   registerAuditEvents(app, deps);
   if (deps.adminAuth !== undefined) {
     registerAuth(app, { adminAuth: deps.adminAuth, authThrottle: deps.authThrottle });
-    registerAdminUsers(app, { adminAuth: deps.adminAuth });
+    registerAdminUsers(app, { adminAuth: deps.adminAuth, authThrottle: deps.authThrottle });
   }
   return app;
 }

@@ -1,4 +1,6 @@
 import type { FastifyRequest } from "fastify";
+import type { Scope } from "../domain/scopes.js";
+import { isSystemScope } from "../domain/scopes.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
@@ -74,6 +76,14 @@ export interface AuthThrottle {
   failed(request: FastifyRequest, credentialKey: string | undefined): Promise<void>;
   /** Clears the credential's count after it authenticated (the address keeps its count). */
   succeeded(request: FastifyRequest, credentialKey: string): Promise<void>;
+}
+
+/**
+ * The scopes a caller may hand on over HTTP (new API keys, rotations, admin users): its own, less
+ * the system scopes, which only the CLI grants (an OS account: dual control stays two people).
+ */
+export function httpGrantable(principal: Principal): ReadonlySet<Scope> {
+  return new Set([...principal.scopes].filter((scope) => !isSystemScope(scope)));
 }
 
 export function principalOf(request: { principal: Principal | undefined }): Principal {

@@ -1,9 +1,11 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import Fastify, { LogController } from "fastify";
 import { newId } from "../crypto/random.js";
 import { VaultError } from "../errors/registry.js";
 import type { Logger } from "../log/logger.js";
 import { parseJsonBody } from "./json-body-parser.js";
+import { PROBLEM_CONTENT_TYPE, problemOf } from "./problem.js";
+import { SECURITY_HEADERS } from "./security-headers.js";
 import type { TlsMaterial } from "./tls.js";
 import { clientAuthServerOptions, TLS_SERVER_OPTIONS } from "./tls.js";
 
@@ -14,7 +16,11 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
  * must cost exactly the same below the vault's logic): Fastify with TLS options, request ids,
  * keep-alive, the JSON body parser, and one log line per request written by `onResponse`.
  */
-export function createHttpStack(logger: Logger, tls: TlsMaterial | undefined): FastifyInstance {
+export function createHttpStack(
+  logger: Logger,
+  tls: TlsMaterial | undefined,
+  trustedProxies: readonly string[] = [],
+): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     // Fastify's own per-request lines are off: the onResponse hook writes one line per request.
@@ -24,6 +30,19 @@ export function createHttpStack(logger: Logger, tls: TlsMaterial | undefined): F
     }),
     genReqId: () => newId("req"),
     requestIdHeader: false,
+    // A URL the router cannot decode: a problem document like every other refusal (and through
+    // the app's onSend hook, with its security headers).
+    frameworkErrors: (_error, request, reply) => {
+      (reply as FastifyReply)
+        .code(400)
+        .headers(SECURITY_HEADERS)
+        .header("x-request-id", request.id)
+        .header("content-type", PROBLEM_CONTENT_TYPE)
+        .send(problemOf("INVALID_REQUEST", request.id));
+    },
+    // X-Forwarded-For is believed only from the configured proxies (PAYVAULT_TRUSTED_PROXIES);
+    // from anyone else it would let a client choose its address for rate limits and key ranges.
+    ...(trustedProxies.length === 0 ? {} : { trustProxy: [...trustedProxies] }),
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
     keepAliveTimeout: 65_000,

@@ -305,9 +305,15 @@ export class ApiKeyService {
     this.flushing = addApiKeyUsage(
       this.db,
       [...batch].map(([id, u]) => ({ id, count: u.count, lastUsedAt: u.lastUsedAt })),
-    ).finally(() => {
-      this.flushing = undefined;
-    });
+    )
+      .catch((err: unknown) => {
+        // Not lost: the counts go back into the next batch.
+        for (const [id, u] of batch) this.countUse(id, u.lastUsedAt, u.count);
+        throw err;
+      })
+      .finally(() => {
+        this.flushing = undefined;
+      });
     await this.flushing;
   }
 
@@ -325,11 +331,11 @@ export class ApiKeyService {
     await this.flushUsage();
   }
 
-  private countUse(id: string, at: Date): void {
+  private countUse(id: string, at: Date, uses = 1): void {
     const entry = this.usage.get(id);
-    if (entry === undefined) this.usage.set(id, { count: 1, lastUsedAt: at });
+    if (entry === undefined) this.usage.set(id, { count: uses, lastUsedAt: at });
     else {
-      entry.count += 1;
+      entry.count += uses;
       if (at > entry.lastUsedAt) entry.lastUsedAt = at;
     }
   }

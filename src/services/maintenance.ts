@@ -15,6 +15,8 @@ export interface MaintenanceReport {
   readonly reencrypted: number;
   /** Capture and session keys replaced at the end of their cryptoperiod. */
   readonly joseKeysRotated: number;
+  /** The admin access-token signing key replaced at the end of its cryptoperiod. */
+  readonly accessTokenKeysRotated: number;
 }
 
 const ACTOR = "system:maintenance";
@@ -43,11 +45,11 @@ export async function runMaintenance(
   }
   const reencrypted = autoReencrypt ? await core.lifecycle.reencryptStale(ACTOR, signal) : 0;
   // Capture and session keys past their cryptoperiod (the old ones stay accepted for the overlap).
-  const joseKeysRotated =
-    (await core.joseKeys.rotateDue(ACTOR)).length +
-    (await core.accessTokenKeys.rotateDue(ACTOR)).length;
+  const joseKeysRotated = (await core.joseKeys.rotateDue(ACTOR)).length;
+  const accessTokenKeysRotated = (await core.accessTokenKeys.rotateDue(ACTOR)).length;
   return {
     joseKeysRotated,
+    accessTokenKeysRotated,
     tokensPurged: purge.tokensPurged,
     keysDestroyed: purge.keysDestroyed.length,
     rewrapped,

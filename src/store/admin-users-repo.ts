@@ -110,12 +110,15 @@ export async function confirmEnrollment(
   id: string,
   step: number,
   at: Date,
+  verifiedSecret: Buffer,
 ): Promise<boolean> {
+  // Only the sealed secret the code was verified against: a concurrent re-enrolment that
+  // replaced it leaves this confirmation with nothing to confirm.
   const { rowCount } = await db.query(
     `UPDATE admin_users SET enrolled_at = $3, totp_last_step = $2
-      WHERE id = $1 AND enrolled_at IS NULL AND totp_secret IS NOT NULL
+      WHERE id = $1 AND enrolled_at IS NULL AND totp_secret = $4
         AND (totp_last_step IS NULL OR totp_last_step < $2)`,
-    [id, step, at],
+    [id, step, at, verifiedSecret],
   );
   return rowCount === 1;
 }

@@ -151,6 +151,54 @@ for (const driver of DRIVERS) {
       ).toEqual(["audit:read"]);
     });
 
+    it("sys:admin is never granted over HTTP, even by a holder: operators come from the CLI", async () => {
+      // The bootstrap key holds every scope, sys:admin included.
+      for (const payload of [
+        { name: "second operator", scopes: ["sys:admin"] },
+        { name: "second operator", roles: ["operator"] },
+      ])
+        expectProblem(
+          await api("POST", "/v1/api-keys", vault.adminKey, payload),
+          "SCOPE_NOT_GRANTABLE",
+        );
+      expectProblem(
+        await api("POST", "/v1/admin-users", vault.adminKey, {
+          username: `operator-${randomBase62(8)}`,
+          roles: ["operator"],
+        }),
+        "SCOPE_NOT_GRANTABLE",
+      );
+    });
+
+    it("a tenant administrator cannot revoke an operator's key; it can revoke any tenant key", async () => {
+      const tenantAdmin = await vault.newKey(vault.tenantId, expandScopes(["tenant_admin"]));
+      const operator = keyIdOf(await vault.newKey(vault.tenantId, ["sys:admin"]));
+      expectProblem(
+        await api("DELETE", `/v1/api-keys/${operator}`, tenantAdmin),
+        "SCOPE_NOT_GRANTABLE",
+      );
+      const revealer = keyIdOf(await vault.newKey(vault.tenantId, ["tokens:reveal"]));
+      expect((await api("DELETE", `/v1/api-keys/${revealer}`, tenantAdmin)).statusCode).toBe(204);
+    });
+
+    it("a test-environment key makes test keys only", async () => {
+      const testAdmin = await vault.newKey(vault.tenantId, [...TENANT_SCOPES], "test");
+      expectFieldError(
+        await api("POST", "/v1/api-keys", testAdmin, {
+          name: "live",
+          scopes: ["tokens:read"],
+          environment: "live",
+        }),
+        "environment",
+        "INVALID_VALUE",
+      );
+      const made = await api("POST", "/v1/api-keys", testAdmin, {
+        name: "test",
+        scopes: ["tokens:read"],
+      });
+      expect((made.json() as { api_key: string }).api_key).toMatch(/^pv_test_/);
+    });
+
     it("an expiring key works until its expiry, then is 401 AUTH_EXPIRED", async () => {
       const created = await create({
         name: "temp",
@@ -219,13 +267,14 @@ for (const driver of DRIVERS) {
       });
     });
 
-    it("rotation with no overlap ends the old secret at once", async () => {
+    it("rotation without an overlap (the default) ends the old secret at once", async () => {
+      for (const body of [{ overlap_seconds: 0 }, {}]) {
+        const old = await create({ name: "now", scopes: ["audit:read"] });
+        const res = await api("POST", `/v1/api-keys/${old.id}/rotate`, admin, body);
+        expect(res.statusCode).toBe(201);
+        expectProblem(await use(old.api_key), "AUTH_EXPIRED");
+      }
       const old = await create({ name: "now", scopes: ["audit:read"] });
-      const res = await api("POST", `/v1/api-keys/${old.id}/rotate`, admin, {
-        overlap_seconds: 0,
-      });
-      expect(res.statusCode).toBe(201);
-      expectProblem(await use(old.api_key), "AUTH_EXPIRED");
       expectProblem(
         await api("POST", `/v1/api-keys/${old.id}/rotate`, admin, { overlap_seconds: 604_801 }),
         "VALIDATION_FAILED",
@@ -283,6 +332,39 @@ for (const driver of DRIVERS) {
       // The same MAC under the same key is computed for both.
       expect(calls[0]).toEqual(calls[1]);
       expect(calls[0]?.filter((call) => call[1] === "apikey")).toHaveLength(1);
+    });
+  });
+
+  describe(`the client address behind trusted proxies on ${driver.name}`, () => {
+    let vault: TestVault;
+    beforeAll(async () => {
+      vault = await startTestVault(driver, {
+        env: { PAYVAULT_TRUSTED_PROXIES: "127.0.0.1, 10.1.0.0/16" },
+      });
+    });
+    afterAll(async () => vault?.close());
+
+    it("believes X-Forwarded-For only from a configured proxy", async () => {
+      const { secret } = await vault.core.apiKeys.create({
+        tenantId: vault.tenantId,
+        environment: "live",
+        name: "ranged",
+        scopes: ["audit:read"],
+        actor: "test",
+        allowedCidrs: ["203.0.113.0/24"],
+      });
+      const call = (remoteAddress: string, forwarded: string) =>
+        vault.app.inject({
+          method: "GET",
+          url: "/v1/audit/events?limit=1",
+          headers: { ...auth(secret), "x-forwarded-for": forwarded },
+          remoteAddress,
+        });
+      expect((await call("127.0.0.1", "203.0.113.5")).statusCode).toBe(200);
+      expect((await call("10.1.2.3", "203.0.113.5")).statusCode).toBe(200);
+      // From anyone else the header is the client's own claim, and ignored.
+      expectProblem(await call("198.51.100.1", "203.0.113.5"), "CLIENT_IP_NOT_ALLOWED");
+      expectProblem(await call("127.0.0.1", "198.51.100.1"), "CLIENT_IP_NOT_ALLOWED");
     });
   });
 }

@@ -216,6 +216,12 @@ const SAMPLES: Record<string, Sample> = {
 
 const PROTECTED = ROUTES.filter((spec) => spec.access !== "public");
 
+async function expectStale(response: Promise<{ statusCode: number; body: string }>) {
+  const res = await response;
+  expect(res.statusCode, res.body).toBe(401);
+  expect((JSON.parse(res.body) as { code: string }).code).toBe("MFA_STEP_UP_REQUIRED");
+}
+
 /** Rate limits out of the way: their own suites test them; this one makes many calls. */
 const UNTHROTTLED = { PAYVAULT_RATE_LIMITS: "off" };
 
@@ -373,6 +379,25 @@ for (const driver of DRIVERS) {
       });
     }
 
+    it("a tenant administrator cannot unlock or disable an operator; it can disable others", async () => {
+      const tenantAdmin = roleKeys.get("tenant_admin") as string;
+      const operator = roleUsers.get("operator")?.user.id as string;
+      for (const [method, url] of [
+        ["POST", `/v1/admin-users/${operator}/unlock`],
+        ["DELETE", `/v1/admin-users/${operator}`],
+      ] as const) {
+        const res = await vault.app.inject({ method, url, headers: auth(tenantAdmin) });
+        expectProblem(res, "SCOPE_NOT_GRANTABLE");
+      }
+      const reader = await newAdminUserId(vault, vault.tenantId);
+      const res = await vault.app.inject({
+        method: "DELETE",
+        url: `/v1/admin-users/${reader}`,
+        headers: auth(tenantAdmin),
+      });
+      expect(res.statusCode, res.body).toBe(204);
+    });
+
     it("a key gets only the scopes asked for: none are added by default", async () => {
       const admin = roleKeys.get("tenant_admin") as string;
       const res = await vault.app.inject({
@@ -393,6 +418,48 @@ for (const driver of DRIVERS) {
           "INSUFFICIENT_SCOPE",
         );
       }
+    });
+
+    // Last: it moves the clock past the step-up window for every session of the suite.
+    it("once a person's second factor is stale, minting credentials and revealing need a step-up", async () => {
+      clock.advance(6 * 60_000);
+      const { user, token } = roleUsers.get("tenant_admin") as {
+        user: EnrolledUser;
+        token: string;
+      };
+      const mint = (credential: string) =>
+        vault.app.inject({
+          method: "POST",
+          url: "/v1/api-keys",
+          headers: auth(credential),
+          remoteAddress: nextIp(),
+          payload: { name: "after a stale login", scopes: ["audit:read"] },
+        });
+      await expectStale(mint(token));
+      const revealer = roleUsers.get("revealer") as { user: EnrolledUser; token: string };
+      const tokenId = await newToken(vault, vault.tenantId);
+      await expectStale(
+        vault.app.inject({
+          method: "POST",
+          url: `/v1/tokens/${tokenId}/reveal`,
+          headers: auth(revealer.token),
+          remoteAddress: nextIp(),
+          payload: { purpose: "stale" },
+        }),
+      );
+      // A step-up with a fresh code gives a token that may again.
+      const stepped = await vault.app.inject({
+        method: "POST",
+        url: "/v1/auth/step-up",
+        headers: auth(token),
+        remoteAddress: nextIp(),
+        payload: { code: user.nextCode() },
+      });
+      expect(stepped.statusCode, stepped.body).toBe(200);
+      const fresh = (stepped.json() as { access_token: string }).access_token;
+      expect((await mint(fresh)).statusCode).toBe(201);
+      // Machines have no second factor: an API key is not held to it.
+      expect((await mint(roleKeys.get("tenant_admin") as string)).statusCode).toBe(201);
     });
   });
 }

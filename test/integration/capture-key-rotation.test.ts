@@ -111,6 +111,8 @@ for (const driver of DRIVERS) {
         runMaintenance(vault.core, false),
       ]);
       expect(a.joseKeysRotated + b.joseKeysRotated).toBe(3);
+      // The admin access-token key has its own cryptoperiod and rotates once too.
+      expect(a.accessTokenKeysRotated + b.accessTokenKeysRotated).toBe(1);
       const after = (await vault.core.joseKeys.describe()).filter((k) => k.retiredAt === null);
       expect(after).toHaveLength(3);
       expect(after.map((k) => k.kid).some((kid) => before.some((k) => k.kid === kid))).toBe(false);

@@ -81,6 +81,23 @@ describe("payvault apikeys: roles, expiry, client ranges and rotation", () => {
   );
 
   it(
+    "users rotate-signing-key replaces the access-token key; the old one stays for the overlap",
+    async () => {
+      const rotated = ok(await cli("users", "rotate-signing-key"));
+      expect(rotated.stdout).toMatch(/^Created \S+; retired /);
+      const keys = JSON.parse(ok(await cli("users", "signing-keys", "--json")).stdout) as {
+        kid: string;
+        alg: string;
+        retired_at: string;
+      }[];
+      expect(keys.length).toBeGreaterThanOrEqual(1);
+      expect(keys.every((key) => key.alg === "EdDSA")).toBe(true);
+      expect(keys.filter((key) => key.retired_at === "")).toHaveLength(1);
+    },
+    SLOW,
+  );
+
+  it(
     "refuses unknown roles, past expiries and bad ranges",
     async () => {
       for (const args of [

@@ -101,7 +101,7 @@ describe("security headers on every response", () => {
     },
   );
 
-  it("keeps them on 404, 401, 413 and 415 problems", async () => {
+  it("keeps them on 400, 404, 401, 413 and 415 problems", async () => {
     const notFound = await vault.app.inject({ method: "GET", url: "/no/such/route" });
     expectProblem(notFound, "ROUTE_NOT_FOUND");
     expectSecurityHeaders(notFound);
@@ -127,6 +127,11 @@ describe("security headers on every response", () => {
     });
     expectProblem(wrongType, "UNSUPPORTED_MEDIA_TYPE");
     expectSecurityHeaders(wrongType);
+    // A URL the router cannot decode is refused before any hook runs: still a problem document
+    // with every header.
+    const undecodable = await vault.app.inject({ method: "GET", url: "/v1/tokens/%zz" });
+    expectProblem(undecodable, "INVALID_REQUEST");
+    expectSecurityHeaders(undecodable);
   });
 
   it("sends no-store on responses that carry card data", async () => {

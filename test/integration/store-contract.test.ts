@@ -129,6 +129,12 @@ for (const driver of DRIVERS) {
             checksum: await checksumOf("003_rotation_dedupe.sql"),
           },
           { version: 4, name: "capture", checksum: await checksumOf("004_capture.sql") },
+          {
+            version: 5,
+            name: "access_control",
+            checksum: await checksumOf("005_access_control.sql"),
+          },
+          { version: 6, name: "admin_users", checksum: await checksumOf("006_admin_users.sql") },
         ]);
         const tables = await test.db.query<{ table_name: string }>(
           `SELECT table_name FROM information_schema.tables

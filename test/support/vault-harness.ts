@@ -83,7 +83,7 @@ export async function startTestVault(
   const logs = new LogCapture();
   const app = buildApp(
     { ...core, logger: createLogger("info", logs) },
-    { tls: undefined, corsOrigins: config.corsOrigins },
+    { tls: undefined, corsOrigins: config.corsOrigins, trustedProxies: config.trustedProxies },
   );
   await app.ready();
   const boot = await bootstrapIfEmpty(core.db, core.tenants, core.apiKeys);

@@ -101,11 +101,36 @@ export async function runUsers(config: Config, args: string[]): Promise<number> 
       refusalsAsCliErrors(
         action === "disable"
           ? core.adminAuth.users.disable(operator(), undefined, id)
-          : core.adminAuth.users.unlock(operator(), undefined, id),
+          : core.adminAuth.users.unlock(operator(), undefined, id).then(() => undefined),
       ),
     );
     process.stdout.write(`${action === "disable" ? "disabled" : "unlocked"} ${id}\n`);
     return 0;
   }
-  throw new CliError("usage: payvault users create|list|disable|unlock");
+  // The vault's access-token signing key (EdDSA), apart from the capture keys: listed and
+  // rotated like them, the old key verifying tokens for the overlap (PCI DSS 3.6.4).
+  if (action === "signing-keys") {
+    const keys = await withCore(config, (core) => core.accessTokenKeys.describe());
+    printRows(
+      keys.map((key) => ({
+        kid: key.kid,
+        alg: key.alg,
+        created_at: key.createdAt.toISOString(),
+        retired_at: key.retiredAt?.toISOString() ?? "",
+        accepted_until: key.expiresAt?.toISOString() ?? "",
+      })),
+      values.json,
+    );
+    return 0;
+  }
+  if (action === "rotate-signing-key") {
+    const result = await withCore(config, (core) => core.accessTokenKeys.rotate(cliActor()));
+    process.stdout.write(
+      `Created ${result.created.join(", ")}; retired ${result.retired.join(", ") || "nothing"} (still accepted for the overlap).\n`,
+    );
+    return 0;
+  }
+  throw new CliError(
+    "usage: payvault users create|list|disable|unlock|signing-keys|rotate-signing-key",
+  );
 }

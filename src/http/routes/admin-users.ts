@@ -3,7 +3,8 @@ import { ROLE_NAMES } from "../../domain/scopes.js";
 import type { AdminAuth } from "../../services/admin-users/admin-auth.js";
 import type { AdminActor, AdminUserView } from "../../services/admin-users/admin-users.js";
 import type { Principal } from "../../services/principal.js";
-import { principalOf } from "../context.js";
+import type { AuthThrottle } from "../context.js";
+import { httpGrantable, principalOf } from "../context.js";
 
 const createBody = {
   type: "object",
@@ -82,8 +83,13 @@ function view(user: AdminUserView) {
   };
 }
 
+/**
+ * What the caller may hand on: its own scopes, but never `sys:admin` over HTTP. Operators are
+ * made with the CLI by an OS account, so one credential cannot mint the second principal of a
+ * dual-control key ceremony (PCI DSS 3.6.1.2, 3.7.6).
+ */
 function actorOf(principal: Principal, ip: string): AdminActor {
-  return { actor: principal.keyId, ip, grantable: principal.scopes };
+  return { actor: principal.keyId, ip, grantable: httpGrantable(principal) };
 }
 
 /**
@@ -93,7 +99,7 @@ function actorOf(principal: Principal, ip: string): AdminActor {
  */
 export function registerAdminUsers(
   app: FastifyInstance,
-  deps: { readonly adminAuth: AdminAuth },
+  deps: { readonly adminAuth: AdminAuth; readonly authThrottle?: AuthThrottle | undefined },
 ): void {
   const users = deps.adminAuth.users;
 
@@ -149,7 +155,9 @@ export function registerAdminUsers(
     async (request, reply) => {
       const principal = principalOf(request);
       const { id } = request.params as { id: string };
-      await users.unlock(actorOf(principal, request.ip), principal.tenantId, id);
+      const username = await users.unlock(actorOf(principal, request.ip), principal.tenantId, id);
+      // The login's per-username backoff goes with the lockout (the address's stays).
+      await deps.authThrottle?.succeeded(request, `user:${username}`);
       reply.code(204);
     },
   );

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { parseCidr } from "../../domain/cidr.js";
 import type { Role, Scope } from "../../domain/scopes.js";
-import { expandScopes, grants, ROLE_NAMES, SCOPES } from "../../domain/scopes.js";
+import { expandScopes, grants, isSystemScope, ROLE_NAMES, SCOPES } from "../../domain/scopes.js";
 import type { FieldError } from "../../errors/registry.js";
 import { VaultError } from "../../errors/registry.js";
 import type { Environment } from "../../keys/key-manager.js";
@@ -9,7 +9,7 @@ import type { ApiKeyView } from "../../services/api-keys.js";
 import { MAX_ROTATION_OVERLAP_SECONDS } from "../../services/api-keys.js";
 import type { Principal } from "../../services/principal.js";
 import type { HttpDeps } from "../context.js";
-import { principalOf } from "../context.js";
+import { httpGrantable, principalOf } from "../context.js";
 
 /** Field error codes of the API-key routes (docs/errors.md). */
 export const API_KEY_ISSUE_CODES = [
@@ -18,8 +18,11 @@ export const API_KEY_ISSUE_CODES = [
   "INVALID_CIDR",
 ] as const;
 
-/** A rotation's default overlap: a day for deployments to pick up the new secret. */
-export const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400;
+/**
+ * A rotation's default overlap: none, so rotating a leaked key ends it at once. A planned
+ * rotation asks for the overlap its deployments need (`overlap_seconds`, up to 7 days).
+ */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 0;
 
 const MAX_CIDRS = 32;
 
@@ -119,10 +122,13 @@ function view(key: ApiKeyView, now: Date) {
   };
 }
 
-/** No privilege escalation (PCI DSS 7.2.2): a caller can hand out only scopes it holds itself. */
+/**
+ * No privilege escalation (PCI DSS 7.2.2): a caller hands out (or revokes) only scopes it holds
+ * itself, and never `sys:admin` over HTTP (httpGrantable).
+ */
 function checkGrantable(caller: Principal, scopes: readonly Scope[]): void {
-  if (!scopes.every((scope) => grants(caller.scopes, scope)))
-    throw new VaultError("SCOPE_NOT_GRANTABLE");
+  const grantable = httpGrantable(caller);
+  if (!scopes.every((scope) => grantable.has(scope))) throw new VaultError("SCOPE_NOT_GRANTABLE");
 }
 
 interface CreateBody {
@@ -176,11 +182,19 @@ export function registerApiKeys(app: FastifyInstance, deps: HttpDeps): void {
           });
         else cidrs.push(cidr);
       });
+      // A test-environment credential makes test keys only; a live one makes either.
+      const environment = body.environment ?? caller.environment;
+      if (caller.environment === "test" && environment === "live")
+        errors.push({
+          field: "environment",
+          code: "INVALID_VALUE",
+          message: "A test-environment credential can create test keys only.",
+        });
       if (errors.length > 0) throw new VaultError("VALIDATION_FAILED", { errors });
       checkGrantable(caller, scopes);
       const created = await deps.apiKeys.create({
         tenantId: caller.tenantId,
-        environment: body.environment ?? caller.environment,
+        environment,
         name: body.name,
         scopes,
         actor: caller.keyId,
@@ -244,6 +258,13 @@ export function registerApiKeys(app: FastifyInstance, deps: HttpDeps): void {
   app.delete("/v1/api-keys/:id", { schema: { params: idParams } }, async (request, reply) => {
     const caller = principalOf(request);
     const id = (request.params as { id: string }).id;
+    const target = await deps.apiKeys.get(caller.tenantId, id);
+    if (target === undefined) throw new VaultError("API_KEY_NOT_FOUND");
+    // Revoking is the safe direction: any tenant key can be cut off at once by its tenant's
+    // administrator, but a key holding a system scope only by a holder of that scope (a tenant
+    // administrator cannot cut the vault's operators off).
+    if (!target.scopes.every((scope) => !isSystemScope(scope) || grants(caller.scopes, scope)))
+      throw new VaultError("SCOPE_NOT_GRANTABLE");
     // Revoking a revoked key again is a no-op that succeeds; another tenant's is not found.
     if (
       !(await deps.apiKeys.revoke(id, caller.keyId, caller.tenantId)) &&

@@ -167,6 +167,7 @@ export class AdminUsers {
     const now = this.clock.now();
     await this.db.transaction(async (tx) => {
       const row = await this.find(tx, tenantId, id);
+      checkOutranks(by, row, "system");
       if (!(await disableAdminUser(tx, row.tenant_id, id, now))) return;
       const sessions = await revokeUserSessions(tx, id, now, "disabled");
       await this.audit.record(tx, {
@@ -181,9 +182,10 @@ export class AdminUsers {
   }
 
   /** Lifts a lockout (PCI DSS 8.3.4: "or until the user's identity is confirmed"). */
-  async unlock(by: AdminActor, tenantId: string | undefined, id: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  async unlock(by: AdminActor, tenantId: string | undefined, id: string): Promise<string> {
+    return this.db.transaction(async (tx) => {
       const row = await this.find(tx, tenantId, id);
+      checkOutranks(by, row, "all");
       await unlockAdminUser(tx, row.tenant_id, id);
       await this.audit.record(tx, {
         tenantId: row.tenant_id,
@@ -193,6 +195,7 @@ export class AdminUsers {
         outcome: "success",
         details: { ip: by.ip },
       });
+      return row.username;
     });
   }
 
@@ -208,4 +211,18 @@ export class AdminUsers {
     }
     return row;
   }
+}
+
+/**
+ * PCI DSS 7.2.2 for acting on another user. Unlocking needs every scope the user holds (`all`):
+ * lifting a lockout lets guessing go on, so a tenant administrator cannot do it for a more
+ * privileged user. Disabling is the safe direction: any tenant user can be disabled by its
+ * tenant's administrator, but a user holding a system scope only by a holder of it (`system`).
+ */
+function checkOutranks(by: AdminActor, target: AdminUserRow, needs: "all" | "system"): void {
+  if (by.grantable === "any") return;
+  const held = by.grantable;
+  const needed = target.scopes.filter((scope) => needs === "all" || scope === "sys:admin");
+  if (!needed.every((scope) => held.has(scope as Scope)))
+    throw new VaultError("SCOPE_NOT_GRANTABLE");
 }

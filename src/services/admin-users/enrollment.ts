@@ -93,21 +93,32 @@ export class AdminEnrollment {
       user.totp_secret === null
         ? ({ ok: false, reason: "NOT_ENROLLED" } as const)
         : await this.verify(user, user.totp_secret, code, now);
-    if (!locked && result.ok) {
-      const confirmed = await this.db.transaction(async (tx) => {
-        if (!(await consumeEnrollmentToken(tx, row.id, now))) return false;
-        if (!(await confirmEnrollment(tx, user.id, result.step, now))) return false;
-        await resetFailedAttempts(tx, user.id);
-        await this.audit.record(tx, {
-          tenantId: user.tenant_id,
-          actor: user.id,
-          action: "admin_user.enroll_confirm",
-          objectId: user.id,
-          outcome: "success",
-          details: { ip: origin.ip },
+    if (!locked && result.ok && user.totp_secret !== null) {
+      const verified = user.totp_secret;
+      // Either both the token is spent and the enrolment confirmed, or neither (a lost race
+      // rolls the transaction back, so the token is not spent for nothing).
+      const confirmed = await this.db
+        .transaction(async (tx) => {
+          if (
+            !(await consumeEnrollmentToken(tx, row.id, now)) ||
+            !(await confirmEnrollment(tx, user.id, result.step, now, verified))
+          )
+            throw new LostConfirmationRace();
+          await resetFailedAttempts(tx, user.id);
+          await this.audit.record(tx, {
+            tenantId: user.tenant_id,
+            actor: user.id,
+            action: "admin_user.enroll_confirm",
+            objectId: user.id,
+            outcome: "success",
+            details: { ip: origin.ip },
+          });
+          return true;
+        })
+        .catch((err: unknown) => {
+          if (err instanceof LostConfirmationRace) return false;
+          throw err;
         });
-        return true;
-      });
       if (confirmed) return;
     }
     const reason = locked
@@ -169,3 +180,6 @@ export class AdminEnrollment {
     throw new VaultError("AUTH_INVALID");
   }
 }
+
+/** Thrown inside the confirmation's transaction to roll it back when another request won. */
+class LostConfirmationRace extends Error {}
