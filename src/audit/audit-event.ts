@@ -15,6 +15,7 @@ export type AuditAction =
   | "apikey.create"
   | "apikey.revoke"
   | "apikey.rotate"
+  | "audit.read"
   | "key.create"
   | "key.retire"
   | "key.destroy"

@@ -40,7 +40,8 @@ function decodeCursor(cursor: string): { at: Date; id: string } {
 
 /**
  * The caller's tenant's audit events, oldest first, a page at a time (PCI DSS 10.2, 10.4.1:
- * reviewing the trail; 10.3.1: read access to it is its own scope, `audit:read`). Only the
+ * reviewing the trail; 10.3.1: read access to it is its own scope, `audit:read`; 10.2.1.3: each
+ * read is itself an `audit.read` event). Only the
  * tenant's own events: the vault's system events are read with the CLI. The integrity of the
  * trail is checked with `payvault audit verify`.
  */
@@ -48,13 +49,23 @@ export function registerAuditEvents(app: FastifyInstance, deps: HttpDeps): void 
   app.get("/v1/audit/events", { schema: { querystring: querySchema } }, async (request) => {
     const query = request.query as Query;
     const limit = query.limit === undefined ? 100 : Number(query.limit);
+    const principal = principalOf(request);
     const events = await findTenantEvents(deps.db, {
-      tenantId: principalOf(request).tenantId,
+      tenantId: principal.tenantId,
       after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
       since: query.since === undefined ? undefined : new Date(query.since),
       until: query.until === undefined ? undefined : new Date(query.until),
       action: query.action,
       limit,
+    });
+    // Reading the trail is itself in the trail (PCI DSS 10.2.1.3: all access to audit logs).
+    await deps.audit.record(deps.db, {
+      tenantId: principal.tenantId,
+      actor: principal.keyId,
+      action: "audit.read",
+      objectId: undefined,
+      outcome: "success",
+      details: { ip: request.ip, events: events.length, filter: query.action ?? "" },
     });
     const last = events.at(-1);
     return {
