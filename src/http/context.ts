@@ -18,7 +18,7 @@ import type { Clock } from "../services/clock.js";
 import type { IdempotencyService } from "../services/idempotency.js";
 import type { CeremonyService } from "../services/keys/ceremonies.js";
 import type { KeyLifecycle } from "../services/keys/key-lifecycle.js";
-import type { AuthResult, PresentationContext, Principal } from "../services/principal.js";
+import type { Principal } from "../services/principal.js";
 import type { TokenService } from "../services/tokens/token-service.js";
 import type { Database } from "../store/database.js";
 import type { RouteSpec } from "./route-table.js";
@@ -59,13 +59,6 @@ export interface HttpDeps {
   readonly rateLimiter?: RouteRateLimiter | undefined;
   sealStatus(): SealStatus;
   submitUnsealShare(share: string): Promise<SealStatus>;
-}
-
-/** Verifies admin users' access tokens (services/admin-users). */
-export interface AccessTokenAuthenticator {
-  authenticateAccessToken(token: string, context: PresentationContext): Promise<AuthResult>;
-  /** True when a user's last second factor is older than the step-up window. */
-  needsStepUp(principal: Principal): boolean;
 }
 
 /** Backoff of failed authentications (ratelimit/): refuses with AUTH_BACKOFF while it lasts. */

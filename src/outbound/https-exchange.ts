@@ -1,0 +1,158 @@
+import type { IncomingMessage } from "node:http";
+import { type RequestOptions, request } from "node:https";
+import { isIP } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { Destination } from "./destination.js";
+import { errorCode, type OutboundFailure } from "./outbound-failure.js";
+import { pinnedLookup, type ResolvedAddress } from "./resolver.js";
+
+export interface OutboundResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
+  readonly body: Buffer;
+}
+
+export type OutboundResult =
+  | { readonly ok: true; readonly response: OutboundResponse }
+  | { readonly ok: false; readonly failure: OutboundFailure };
+
+export interface ExchangeLimits {
+  /** TCP connect plus TLS handshake. */
+  readonly connectTimeoutMs: number;
+  /** Deadline for the whole exchange, last body byte included (a trickling server hits it). */
+  readonly deadline: number;
+  readonly totalTimeoutMs: number;
+  readonly maxResponseBytes: number;
+  /** Trust anchors; undefined: Node's bundled Mozilla roots. */
+  readonly ca: string | readonly string[] | undefined;
+}
+
+export interface Exchange {
+  readonly destination: Destination;
+  readonly pinned: ResolvedAddress;
+  readonly method: string;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array | undefined;
+}
+
+type Phase = "connect" | "tls" | "exchange";
+
+function plainHeaders(res: IncomingMessage): Record<string, string | readonly string[]> {
+  const headers: Record<string, string | readonly string[]> = Object.create(null);
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+/** Strips an IPv4-mapped prefix so a dual-stack socket's remote address compares equal. */
+const sameAddress = (a: string | undefined, b: string): boolean =>
+  a !== undefined && a.replace(/^::ffff:/i, "") === b.replace(/^::ffff:/i, "");
+
+function requestOptions(x: Exchange, ca: ExchangeLimits["ca"]): RequestOptions {
+  return {
+    host: x.destination.host,
+    port: x.destination.port,
+    path: x.destination.path,
+    method: x.method,
+    headers: x.headers,
+    // A fresh agent per request: no pooled socket can outlive its address check.
+    agent: false,
+    lookup: pinnedLookup(x.pinned),
+    family: x.pinned.family,
+    // SNI must not carry an IP literal (RFC 6066 §3); node:https then omits it.
+    ...(isIP(x.destination.host) === 0 ? { servername: x.destination.host } : {}),
+    ...(ca === undefined ? {} : { ca: [ca].flat() }),
+    // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot switch it off.
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.2",
+  };
+}
+
+type Settle = (result: OutboundResult) => void;
+
+/** Buffers the body up to `maxBytes`; one byte more and the exchange is abandoned. */
+function readBody(res: IncomingMessage, maxBytes: number, settle: Settle): void {
+  const tooLarge = {
+    ok: false,
+    failure: { reason: "RESPONSE_TOO_LARGE", limitBytes: maxBytes },
+  } as const;
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    settle(tooLarge);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  res.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > maxBytes) settle(tooLarge);
+    else chunks.push(chunk);
+  });
+  res.on("error", (error) =>
+    settle({ ok: false, failure: { reason: "NETWORK_ERROR", code: errorCode(error) } }),
+  );
+  res.on("end", () => {
+    const response = {
+      status: res.statusCode ?? 0,
+      headers: plainHeaders(res),
+      body: Buffer.concat(chunks),
+    };
+    settle({ ok: true, response });
+  });
+}
+
+/**
+ * One HTTPS request to an already checked address. The host name still drives SNI, the Host
+ * header and certificate verification (RFC 6125 via tls.checkServerIdentity); the socket's
+ * `lookup` is pinned to `pinned`, and its peer address is checked again once connected. No
+ * redirect is followed: node:https never does, and a 3xx is returned like any other status.
+ */
+export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundResult> {
+  return new Promise((resolve) => {
+    let phase: Phase = "connect";
+    let settled = false;
+    const req = request(requestOptions(x, limits.ca));
+    const settle: Settle = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(connectTimer);
+      clearTimeout(totalTimer);
+      if (!result.ok) req.destroy();
+      resolve(result);
+    };
+    const fail = (failure: OutboundFailure): void => settle({ ok: false, failure });
+    const { connectTimeoutMs, totalTimeoutMs } = limits;
+    const connectTimer = setTimeout(
+      () => fail({ reason: "CONNECT_TIMEOUT", timeoutMs: connectTimeoutMs }),
+      connectTimeoutMs,
+    );
+    const totalTimer = setTimeout(
+      () => fail({ reason: "TIMEOUT", timeoutMs: totalTimeoutMs }),
+      Math.max(0, limits.deadline - Date.now()),
+    );
+
+    req.on("socket", (socket: TLSSocket) => {
+      socket.once("connect", () => {
+        phase = "tls";
+        if (!sameAddress(socket.remoteAddress, x.pinned.address)) {
+          fail({ reason: "NETWORK_ERROR", code: "PEER_ADDRESS_MISMATCH" });
+        }
+      });
+      socket.once("secureConnect", () => {
+        phase = "exchange";
+        clearTimeout(connectTimer);
+      });
+    });
+    req.on("error", (error) => {
+      const code = errorCode(error);
+      if (phase === "connect") fail({ reason: "CONNECT_FAILED", code });
+      else if (phase === "tls") fail({ reason: "TLS_FAILED", code });
+      else fail({ reason: "NETWORK_ERROR", code });
+    });
+    req.on("response", (res) => readBody(res, limits.maxResponseBytes, settle));
+    // After a complete response this is a no-op: `settle` has already run.
+    req.on("close", () => fail({ reason: "NETWORK_ERROR", code: "CONNECTION_CLOSED" }));
+    req.end(x.body === undefined ? undefined : Buffer.from(x.body));
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * Which request headers an outbound request may carry. Hop-by-hop and framing headers are set
+ * by the client itself and never taken from a caller (RFC 9110 §7.6.1, RFC 9112 §6: a
+ * caller-chosen `Host`, `Content-Length` or `Transfer-Encoding` is request smuggling material);
+ * the rest must pass the caller's allowlist hook.
+ */
+export type HeaderAllowlist = (lowercaseName: string) => boolean;
+
+const CLIENT_OWNED: ReadonlySet<string> = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "expect",
+  "http2-settings",
+  // The body comes back as sent (identity) so callers can scan and scrub it.
+  "accept-encoding",
+]);
+
+const DEFAULT_ALLOWED: ReadonlySet<string> = new Set([
+  "accept",
+  "authorization",
+  "content-type",
+  "idempotency-key",
+  "user-agent",
+]);
+
+/** The default hook: a short list of end-to-end headers processors and webhooks need. */
+export const defaultHeaderAllowlist: HeaderAllowlist = (name) => DEFAULT_ALLOWED.has(name);
+
+/** RFC 9110 §5.1 token characters. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** RFC 9110 §5.5: no CR, LF or NUL in a field value (header injection). */
+const unsafeValue = (value: string): boolean => ["\r", "\n", "\0"].some((c) => value.includes(c));
+
+export type HeaderCheck =
+  | { readonly ok: true; readonly headers: Record<string, string> }
+  | { readonly ok: false; readonly header: string };
+
+/**
+ * Lower-cases and checks each header; the first refused one is named (by name, never by value).
+ * A name that is not a token is reported as `(invalid name)` so a crafted name is not echoed.
+ */
+export function checkRequestHeaders(
+  headers: Readonly<Record<string, string>>,
+  allow: HeaderAllowlist,
+): HeaderCheck {
+  const checked: Record<string, string> = Object.create(null);
+  for (const [rawName, value] of Object.entries(headers)) {
+    if (!TOKEN.test(rawName)) return { ok: false, header: "(invalid name)" };
+    const name = rawName.toLowerCase();
+    if (CLIENT_OWNED.has(name) || !allow(name) || unsafeValue(value) || name in checked) {
+      return { ok: false, header: name };
+    }
+    checked[name] = value;
+  }
+  checked["accept-encoding"] = "identity";
+  return { ok: true, headers: checked };
+}
