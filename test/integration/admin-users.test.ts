@@ -607,7 +607,11 @@ for (const driver of DRIVERS) {
         const user = await enrolled();
         const pair = await login(user);
         const [h, p, s] = pair.accessToken.split(".");
-        const flipped = `${h}.${p}.${(s as string).slice(0, -2)}${(s as string).endsWith("A") ? "B" : "A"}A`;
+        // One bit of the decoded signature flipped (editing base64url text can leave the bytes
+        // unchanged: the last character carries padding bits).
+        const signature = Buffer.from(s as string, "base64url");
+        signature[0] = (signature[0] as number) ^ 1;
+        const flipped = `${h}.${p}.${signature.toString("base64url")}`;
         expect((await auth.authenticateAccessToken(flipped)).ok).toBe(false);
         expect((await auth.authenticateAccessToken("not.a.jwt")).ok).toBe(false);
       });
