@@ -11,6 +11,7 @@ import {
   tokenRowCount,
 } from "../support/api-fixtures.js";
 import { DRIVERS } from "../support/databases.js";
+import { flipSegment } from "../support/tamper.js";
 import type { TestVault } from "../support/vault-harness.js";
 import { startTestVault } from "../support/vault-harness.js";
 
@@ -284,11 +285,7 @@ for (const driver of DRIVERS) {
     it("every decryption failure is the same JWE_INVALID, and a bad session is CAPTURE_SESSION_INVALID", async () => {
       const { id, session } = (await newSession()).json() as { id: string; session: string };
       const good = await encryptCard(id, card(CARDS.visa));
-      const parts = good.split(".");
-      const flip = (i: number) =>
-        parts
-          .map((p, j) => (j === i ? `${p.slice(0, -2)}${p.endsWith("AA") ? "AB" : "AA"}` : p))
-          .join(".");
+      const flip = (i: number) => flipSegment(good, i, -1);
       const bodies = new Set<string>();
       for (const bad of [
         flip(1),
