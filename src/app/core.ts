@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { CvcStore } from "../ephemeral/cvc-store.js";
@@ -8,6 +9,11 @@ import type { KeyManager } from "../keys/key-manager.js";
 import { DEFAULT_KEY_POLICY, KeyRing, SYSTEM_KEY_OWNER } from "../keys/key-ring.js";
 import { LocalKeyManager } from "../keys/local-key-manager.js";
 import type { SealStatus } from "../keys/seal.js";
+import type { Logger } from "../log/logger.js";
+import { VaultMetrics } from "../metrics/metrics.js";
+import { createSafeFetch, type SafeFetch } from "../outbound/safe-fetch.js";
+import { DEFAULT_RETRY_POLICY } from "../queue/queue-table.js";
+import { QueueWorker } from "../queue/queue-worker.js";
 import type { BackoffAuthThrottle } from "../ratelimit/auth-throttle.js";
 import type { RateLimits } from "../ratelimit/open-rate-limits.js";
 import { openRateLimits } from "../ratelimit/open-rate-limits.js";
@@ -29,12 +35,15 @@ import {
 } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
 import { systemClock } from "../services/clock.js";
+import { ForwardService } from "../services/forward/forward-service.js";
 import { IdempotencyService } from "../services/idempotency.js";
 import { CeremonyService } from "../services/keys/ceremonies.js";
 import { KeyLifecycle } from "../services/keys/key-lifecycle.js";
 import { RetentionService } from "../services/retention.js";
 import { TenantService } from "../services/tenants.js";
 import { TokenService } from "../services/tokens/token-service.js";
+import { EventDestinations } from "../services/webhooks/outbound/event-destinations.js";
+import { WebhookService } from "../services/webhooks/webhook-service.js";
 import { lockDataDir } from "../store/data-dir-lock.js";
 import type { Database } from "../store/database.js";
 import { migrate } from "../store/migrate.js";
@@ -80,6 +89,21 @@ export interface Core {
   readonly rateLimiter: RouteRateLimiter | undefined;
   /** Exponential backoff of failed authentications per address and credential. */
   readonly authThrottle: BackoffAuthThrottle | undefined;
+  /** Prometheus metrics of this vault (src/metrics/metrics.ts). */
+  readonly metrics: VaultMetrics;
+  /** The SSRF-safe HTTPS client of the forward proxy and the event deliveries (docs/outbound.md). */
+  readonly safeFetch: SafeFetch;
+  /** The forward proxy: detokenize into a request to an allowlisted processor (docs/forwarding.md). */
+  readonly forward: ForwardService;
+  /** Webhook intake endpoints, received events and their processing (docs/webhooks.md). */
+  readonly webhooks: WebhookService;
+  /** Merchants' event destinations and the deliveries to them (docs/webhooks.md). */
+  readonly events: EventDestinations;
+  /**
+   * Starts the background queues (event processing, deliveries, the token-event dispatcher);
+   * `payvault serve` calls it, tests drive the passes themselves. Stopped by close().
+   */
+  startWorkers(logger: Logger): void;
   /** Sealed-mode status (always unsealed for KeyManagers without shares). */
   sealStatus(): SealStatus;
   /**
@@ -237,6 +261,29 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       vaultOrigin: () => origin.get(),
     });
     const apiKeys = new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs);
+    const metrics = new VaultMetrics();
+    const safeFetch = createSafeFetch({
+      connectTimeoutMs: config.outbound.connectTimeoutMs,
+      timeoutMs: config.outbound.timeoutMs,
+      maxResponseBytes: config.outbound.maxResponseBytes,
+      allowLoopback: config.outbound.allowLoopback,
+      ...(config.outbound.caFile === undefined
+        ? {}
+        : { ca: readFileSync(config.outbound.caFile, "utf8") }),
+    });
+    const retry = { ...DEFAULT_RETRY_POLICY, maxAttempts: config.webhooks.maxAttempts };
+    const events = new EventDestinations({ db, keys, audit, clock, safeFetch, metrics, retry });
+    const webhooks = new WebhookService({
+      db,
+      keys,
+      audit,
+      clock,
+      metrics,
+      events,
+      retry,
+      maxBodyBytes: config.webhooks.maxBodyBytes,
+    });
+    const workers: QueueWorker[] = [];
     return {
       db,
       keyManager,
@@ -272,6 +319,31 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       adminAuth,
       accessTokenKeys,
       nestedJwt: new NestedJwt(joseKeys, tenantJoseKeys, replay, clock, () => origin.get()),
+      metrics,
+      safeFetch,
+      forward: new ForwardService({ db, keys, audit, clock, cvcs, safeFetch, metrics }),
+      webhooks,
+      events,
+      startWorkers(logger) {
+        if (workers.length > 0) return;
+        const onError = (what: string) => (err: unknown) =>
+          logger.error({ err_type: (err as Error).name }, `${what} failed`);
+        workers.push(
+          new QueueWorker(() => webhooks.processDue(), {
+            idleMs: 1_000,
+            onError: onError("webhook event processing"),
+          }),
+          new QueueWorker(() => events.deliverDue(), {
+            idleMs: 1_000,
+            onError: onError("event delivery"),
+          }),
+          new QueueWorker(() => events.dispatchTokenEvents(), {
+            idleMs: 1_000,
+            onError: onError("token event dispatch"),
+          }),
+        );
+        for (const worker of workers) worker.start();
+      },
       // Until its own keys are loaded and the unseal audited, the vault still reports sealed.
       sealStatus: () => (ready ? status() : { ...status(), sealed: true }),
       async submitUnsealShare(share) {
@@ -283,6 +355,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
         return ready ? after : { ...after, sealed: true };
       },
       async close() {
+        await Promise.all(workers.map((worker) => worker.stop()));
         await sealer.stop();
         await apiKeys.close().catch(() => undefined);
         ring.close();

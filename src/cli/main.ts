@@ -9,9 +9,11 @@ import { runKeys } from "./commands/keys.js";
 import { runMigrate } from "./commands/migrate.js";
 import { runPurge, runRetention } from "./commands/retention.js";
 import { runInit, runRekey, runUnseal } from "./commands/seal.js";
+import { runSandboxProcessor } from "./commands/sandbox-processor.js";
 import { runServe } from "./commands/serve.js";
 import { runTenants } from "./commands/tenants.js";
 import { runUsers } from "./commands/users.js";
+import { runWebhooks } from "./commands/webhooks.js";
 import { CliError } from "./output.js";
 
 const USAGE = `payvault — self-hosted payment card data vault
@@ -44,6 +46,10 @@ Commands:
   purge                          delete tokens past retention; crypto-shred empty epoch keys
   retention report               what is due, purged and destroyed (PCI DSS 3.2.1)
   capture keys | rotate-keys     the capture encryption and session keys; replace them (overlap)
+  webhooks dlq list [--tenant <id>] [--kind intake|delivery]   dead-lettered events and deliveries
+  webhooks dlq replay <id> | purge <id> | purge --all [--tenant <id>]   queue again, or delete
+  sandbox-processor [--port P] [--vault-url URL] [--webhook-endpoint ID] [--webhook-secret-file F]
+                                 a card processor for demos and tests (docs/sandbox-processor.md)
 
 Options: --json (machine-readable output), --help
 Configuration comes from PAYVAULT_* environment variables: see README.md.`;
@@ -65,6 +71,8 @@ const COMMANDS: Record<string, Runner> = {
   purge: runPurge,
   retention: runRetention,
   capture: runCapture,
+  webhooks: runWebhooks,
+  "sandbox-processor": runSandboxProcessor,
 };
 
 async function main(argv: string[]): Promise<number> {

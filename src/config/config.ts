@@ -56,6 +56,33 @@ export interface Config {
   readonly captureKeyDays: number;
   /** Rate limits and the backoff of failed authentications (docs/rate-limits.md). */
   readonly rateLimits: RateLimitSettings;
+  /** The forward proxy's and the outbound webhooks' HTTPS client (docs/outbound.md). */
+  readonly outbound: OutboundSettings;
+  /** Webhook intake and delivery (docs/webhooks.md). */
+  readonly webhooks: WebhookSettings;
+  /** Where Prometheus scrapes `/metrics` (plain HTTP, keep it on loopback); unset: no listener. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+}
+
+export interface OutboundSettings {
+  /**
+   * FOR TESTS AND DEMOS ONLY (PAYVAULT_OUTBOUND_ALLOW_LOOPBACK=on): lets forwarded requests and
+   * webhook deliveries reach 127.0.0.0/8, ::1 and localhost, so the sandbox processor on this
+   * machine can be called. Every other refused range stays refused. The vault logs a warning.
+   */
+  readonly allowLoopback: boolean;
+  /** PEM trust anchors replacing the bundled roots (a private processor, the sandbox). */
+  readonly caFile: string | undefined;
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+}
+
+export interface WebhookSettings {
+  /** Attempts at processing or delivering an event before it goes to the dead-letter queue. */
+  readonly maxAttempts: number;
+  /** The largest webhook body accepted at intake (bytes). */
+  readonly maxBodyBytes: number;
 }
 
 /** Which KeyManager holds the KEKs (docs/key-management.md). */
@@ -323,5 +350,43 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         secretOrFile(env, "REDIS_URL"),
       (message) => new ConfigError(message),
     ),
+    outbound: {
+      allowLoopback: flag(env, "PAYVAULT_OUTBOUND_ALLOW_LOOPBACK"),
+      caFile: env.PAYVAULT_OUTBOUND_CA_FILE
+        ? resolve(cwd, env.PAYVAULT_OUTBOUND_CA_FILE)
+        : undefined,
+      connectTimeoutMs: integer(env, "PAYVAULT_OUTBOUND_CONNECT_TIMEOUT_MS", 5_000, 100, 60_000),
+      timeoutMs: integer(env, "PAYVAULT_OUTBOUND_TIMEOUT_MS", 30_000, 100, 120_000),
+      maxResponseBytes: integer(
+        env,
+        "PAYVAULT_OUTBOUND_MAX_RESPONSE_BYTES",
+        1024 * 1024,
+        1024,
+        16 * 1024 * 1024,
+      ),
+    },
+    webhooks: {
+      maxAttempts: integer(env, "PAYVAULT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 50),
+      maxBodyBytes: integer(
+        env,
+        "PAYVAULT_WEBHOOK_MAX_BODY_BYTES",
+        256 * 1024,
+        1024,
+        4 * 1024 * 1024,
+      ),
+    },
+    metricsListen: metricsListen(env),
   };
+}
+
+/** `host:port` (an IPv6 host in brackets); the listener is plain HTTP, so loopback is the norm. */
+function metricsListen(env: Env): Config["metricsListen"] {
+  const raw = env.PAYVAULT_METRICS_LISTEN;
+  if (raw === undefined || raw === "") return undefined;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw);
+  const port = match === null ? Number.NaN : Number(match[3]);
+  if (match === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError("PAYVAULT_METRICS_LISTEN must be host:port, e.g. 127.0.0.1:9464");
+  }
+  return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
 }

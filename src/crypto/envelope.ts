@@ -54,6 +54,7 @@ export const PURPOSES = [
   "jose",
   "totp",
   "authn",
+  "webhook",
 ] as const;
 export type Purpose = (typeof PURPOSES)[number];
 

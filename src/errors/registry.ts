@@ -34,6 +34,14 @@ export const ERRORS = {
     status: 400,
     title: "The submitted unseal shares do not reconstruct the unseal key; start again.",
   },
+  WEBHOOK_BODY_INVALID: {
+    status: 400,
+    title: "The webhook body is not a JSON object carrying the provider's event id and type.",
+  },
+  FORWARD_TEMPLATE_INVALID: {
+    status: 400,
+    title: "The forward request's template is not valid; see errors for each placeholder.",
+  },
   AUTH_MISSING: {
     status: 401,
     title: "A credential is required: send Authorization: Bearer <API key or access token>.",
@@ -71,6 +79,11 @@ export const ERRORS = {
     status: 401,
     title: "The capture session is invalid or has expired; ask the merchant for a new one.",
   },
+  WEBHOOK_SIGNATURE_INVALID: {
+    status: 401,
+    title:
+      "The webhook's signature is missing, malformed, outside the time tolerance or does not match.",
+  },
   INSUFFICIENT_SCOPE: {
     status: 403,
     title: "The credential does not have the scope this operation needs.",
@@ -87,6 +100,15 @@ export const ERRORS = {
     status: 403,
     title: "A key ceremony must be approved by a different principal than the one who proposed it.",
   },
+  FORWARD_DESTINATION_NOT_ALLOWED: {
+    status: 403,
+    title: "The destination is not an HTTPS URL on the tenant's forward allowlist.",
+  },
+  FORWARD_ADDRESS_REFUSED: {
+    status: 403,
+    title:
+      "The destination resolves to a loopback, private, link-local or metadata address; it is refused.",
+  },
   TOKEN_NOT_FOUND: { status: 404, title: "No such token." },
   ROUTE_NOT_FOUND: { status: 404, title: "No such route." },
   KEY_NOT_FOUND: { status: 404, title: "No such key." },
@@ -94,6 +116,11 @@ export const ERRORS = {
   ADMIN_USER_NOT_FOUND: { status: 404, title: "No such admin user." },
   CEREMONY_NOT_FOUND: { status: 404, title: "No such key ceremony." },
   JOSE_KEY_NOT_FOUND: { status: 404, title: "No such registered key." },
+  FORWARD_DESTINATION_NOT_FOUND: { status: 404, title: "No such forward destination." },
+  WEBHOOK_ENDPOINT_NOT_FOUND: { status: 404, title: "No such webhook endpoint." },
+  WEBHOOK_EVENT_NOT_FOUND: { status: 404, title: "No such webhook event." },
+  EVENT_DESTINATION_NOT_FOUND: { status: 404, title: "No such event destination." },
+  EVENT_DELIVERY_NOT_FOUND: { status: 404, title: "No such event delivery." },
   IDEMPOTENCY_IN_FLIGHT: {
     status: 409,
     title: "A request with this Idempotency-Key is still being processed.",
@@ -112,6 +139,14 @@ export const ERRORS = {
   },
   ADMIN_USER_EXISTS: { status: 409, title: "An admin user with this username already exists." },
   JOSE_KEY_EXISTS: { status: 409, title: "The tenant already registered a key with this kid." },
+  FORWARD_DESTINATION_EXISTS: {
+    status: 409,
+    title: "This host and path prefix are already on the forward allowlist.",
+  },
+  NOT_DEAD_LETTERED: {
+    status: 409,
+    title: "Only a dead-lettered event or delivery can be replayed or purged.",
+  },
   KEY_IN_USE: {
     status: 409,
     title:
@@ -133,6 +168,15 @@ export const ERRORS = {
     status: 422,
     title: "This Idempotency-Key was used with a different request.",
   },
+  WEBHOOK_CARD_DATA: {
+    status: 422,
+    title: "The webhook carries what looks like a card number; it was refused and not stored.",
+  },
+  CVC_NOT_AVAILABLE: {
+    status: 422,
+    title:
+      "The template uses a CVC, but none is held for the token (never sent, already used or expired).",
+  },
   CAPTURE_ATTEMPTS_EXCEEDED: {
     status: 429,
     title: "This capture session was used too many times; ask the merchant for a new one.",
@@ -148,7 +192,15 @@ export const ERRORS = {
   UNSEAL_LOCKED: { status: 429, title: "Too many refused unseal shares; try again later." },
   INTERNAL_ERROR: { status: 500, title: "The vault could not complete the request." },
   DECRYPTION_FAILED: { status: 500, title: "The stored card data could not be decrypted." },
+  FORWARD_UPSTREAM_FAILED: {
+    status: 502,
+    title: "The destination could not be reached, refused TLS, or sent an answer too large.",
+  },
   STORE_UNAVAILABLE: { status: 503, title: "The token store is unavailable." },
+  FORWARD_UPSTREAM_TIMEOUT: {
+    status: 504,
+    title: "The destination did not answer within the forward timeout.",
+  },
   KEY_SERVICE_UNAVAILABLE: { status: 503, title: "The key service is unavailable." },
   AUDIT_UNAVAILABLE: {
     status: 503,

@@ -4,6 +4,7 @@ import { isSystemScope } from "../domain/scopes.js";
 import type { KeyManager } from "../keys/key-manager.js";
 import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
+import type { VaultMetrics } from "../metrics/metrics.js";
 import type { RouteRateLimiter } from "../ratelimit/route-rate-limiter.js";
 import type { AdminAuth } from "../services/admin-users/admin-auth.js";
 import type { ApiKeyService } from "../services/api-keys.js";
@@ -15,11 +16,14 @@ import type { PublicOrigin } from "../services/capture/public-origin.js";
 import type { TenantJoseKeys } from "../services/capture/tenant-jose-keys.js";
 import type { VaultJoseKeys } from "../services/capture/vault-jose-keys.js";
 import type { Clock } from "../services/clock.js";
+import type { ForwardService } from "../services/forward/forward-service.js";
 import type { IdempotencyService } from "../services/idempotency.js";
 import type { CeremonyService } from "../services/keys/ceremonies.js";
 import type { KeyLifecycle } from "../services/keys/key-lifecycle.js";
 import type { Principal } from "../services/principal.js";
 import type { TokenService } from "../services/tokens/token-service.js";
+import type { EventDestinations } from "../services/webhooks/outbound/event-destinations.js";
+import type { WebhookService } from "../services/webhooks/webhook-service.js";
 import type { Database } from "../store/database.js";
 import type { RouteSpec } from "./route-table.js";
 
@@ -51,6 +55,10 @@ export interface HttpDeps {
   readonly capture: CaptureService;
   readonly tenantJoseKeys: TenantJoseKeys;
   readonly nestedJwt: NestedJwt;
+  readonly metrics: VaultMetrics;
+  readonly forward: ForwardService;
+  readonly webhooks: WebhookService;
+  readonly events: EventDestinations;
   /** Admin users' access tokens (absent: only API keys authenticate). */
   readonly adminAuth?: AdminAuth;
   /** Exponential backoff of failed authentications per address and credential. */

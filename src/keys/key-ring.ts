@@ -129,7 +129,11 @@ interface ActiveEntry {
 }
 
 export function algorithmOf(purpose: Purpose): string {
-  return purpose === "pan" || purpose === "sad" || purpose === "jose" || purpose === "totp"
+  return purpose === "pan" ||
+    purpose === "sad" ||
+    purpose === "jose" ||
+    purpose === "totp" ||
+    purpose === "webhook"
     ? "AES-256-GCM"
     : "HMAC-SHA256";
 }
