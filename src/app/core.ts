@@ -11,6 +11,7 @@ import { LocalKeyManager } from "../keys/local-key-manager.js";
 import type { SealStatus } from "../keys/seal.js";
 import type { Logger } from "../log/logger.js";
 import { VaultMetrics } from "../metrics/metrics.js";
+import type { Resolver } from "../outbound/resolver.js";
 import { createSafeFetch, type SafeFetch } from "../outbound/safe-fetch.js";
 import { DEFAULT_RETRY_POLICY } from "../queue/queue-table.js";
 import { QueueWorker } from "../queue/queue-worker.js";
@@ -119,6 +120,8 @@ export interface CoreOverrides {
   readonly keyManager?: KeyManager;
   readonly clock?: Clock;
   readonly keyCacheTtlMs?: number;
+  /** The outbound client's DNS resolver (tests: a name that resolves to a refused address). */
+  readonly resolver?: Resolver;
 }
 
 /** Opens the configured KeyManager (docs/key-management.md). The HSM and KMS clients load on demand. */
@@ -267,6 +270,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       timeoutMs: config.outbound.timeoutMs,
       maxResponseBytes: config.outbound.maxResponseBytes,
       allowLoopback: config.outbound.allowLoopback,
+      ...(overrides.resolver === undefined ? {} : { resolver: overrides.resolver }),
       ...(config.outbound.caFile === undefined
         ? {}
         : { ca: readFileSync(config.outbound.caFile, "utf8") }),

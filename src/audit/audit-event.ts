@@ -46,7 +46,21 @@ export type AuditAction =
   | "admin_user.enroll"
   | "admin_user.enroll_confirm"
   | "admin_user.disable"
-  | "admin_user.unlock";
+  | "admin_user.unlock"
+  | "token.forward"
+  | "forward_destination.create"
+  | "forward_destination.delete"
+  | "webhook_endpoint.create"
+  | "webhook_endpoint.rotate"
+  | "webhook_endpoint.delete"
+  | "webhook.rejected"
+  | "webhook_event.replay"
+  | "webhook_event.purge"
+  | "event_destination.create"
+  | "event_destination.rotate"
+  | "event_destination.delete"
+  | "event_delivery.replay"
+  | "event_delivery.purge";
 
 export type AuditOutcome = "success" | "failure" | "denied";
 

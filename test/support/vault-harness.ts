@@ -10,6 +10,7 @@ import type { Scope } from "../../src/domain/scopes.js";
 import { buildApp } from "../../src/http/app.js";
 import type { Environment, KeyManager } from "../../src/keys/key-manager.js";
 import { createLogger } from "../../src/log/logger.js";
+import type { Resolver } from "../../src/outbound/resolver.js";
 import { bootstrapIfEmpty } from "../../src/services/bootstrap.js";
 import type { Clock } from "../../src/services/clock.js";
 import type { Driver } from "./databases.js";
@@ -54,6 +55,8 @@ export async function startTestVault(
     clock?: Clock;
     keyManager?: KeyManager;
     keyCacheTtlMs?: number;
+    /** The outbound client's DNS resolver (forward proxy, event deliveries). */
+    resolver?: Resolver;
     /** Extra PAYVAULT_* settings. */
     env?: Readonly<Record<string, string>>;
   } = {},
@@ -77,6 +80,7 @@ export async function startTestVault(
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.keyManager ? { keyManager: options.keyManager } : {}),
     ...(options.keyCacheTtlMs ? { keyCacheTtlMs: options.keyCacheTtlMs } : {}),
+    ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   // Inject-based tests reach the vault at this origin (capture sessions' issuer and audience).
   core.origin.learn("https://vault.test");
