@@ -1,3 +1,4 @@
+import { createServer, type Server } from "node:http";
 import type { FastifyInstance } from "fastify";
 import type { Core } from "./app/core.js";
 import { writeBootstrapKey } from "./cli/bootstrap-key.js";
@@ -97,6 +98,17 @@ export async function startServer(
     onError: (err) =>
       logger.error({ err_type: (err as Error).name }, "scheduled key maintenance failed"),
   });
+  if (config.outbound.allowLoopback) {
+    logger.warn(
+      "PAYVAULT_OUTBOUND_ALLOW_LOOPBACK=on: forwarded requests and event deliveries may reach this machine's loopback addresses. This switch is for tests and demos (the sandbox processor); never set it in production.",
+    );
+  }
+  // Received webhooks are processed, and events delivered, in the background (docs/webhooks.md).
+  core.startWorkers(logger);
+  const metricsServer =
+    config.metricsListen === undefined
+      ? undefined
+      : await listenMetrics(core, config.metricsListen, logger);
   const sweeper = setInterval(() => {
     core.idempotency.purgeExpired().catch(() => undefined);
   }, 60 * 60_000);
@@ -112,9 +124,51 @@ export async function startServer(
     tls,
     async stop() {
       clearInterval(sweeper);
+      await new Promise<void>((resolve) => {
+        if (metricsServer === undefined) resolve();
+        else metricsServer.close(() => resolve());
+      });
       await stopMaintenance();
       await app.close();
       await core.sealer.sealPending().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Prometheus's scrape endpoint on a listener of its own (PAYVAULT_METRICS_LISTEN, e.g.
+ * 127.0.0.1:9464): plain HTTP, GET /metrics only, no credentials, so it belongs on loopback or a
+ * monitoring network, never the API's public address. Metrics carry counts and codes, never card
+ * data, ids or request values (src/metrics/metrics.ts).
+ */
+async function listenMetrics(
+  core: Core,
+  at: { readonly host: string; readonly port: number },
+  logger: Logger,
+): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.method !== "GET" || request.url !== "/metrics") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
+    }
+    core.metrics.render().then(
+      ({ contentType, body }) => {
+        response.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
+        response.end(body);
+      },
+      () => response.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => resolve());
+  });
+  const address = server.address();
+  logger.info(
+    {
+      metrics: `http://${at.host}:${typeof address === "object" && address !== null ? address.port : at.port}/metrics`,
+    },
+    "metrics listening",
+  );
+  return server;
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../log/logger.js";
 import { VaultMetrics } from "../metrics/metrics.js";
 import type { Resolver } from "../outbound/resolver.js";
 import { createSafeFetch, type SafeFetch } from "../outbound/safe-fetch.js";
-import { DEFAULT_RETRY_POLICY } from "../queue/queue-table.js";
+import { countByState, DEFAULT_RETRY_POLICY } from "../queue/queue-table.js";
 import { QueueWorker } from "../queue/queue-worker.js";
 import type { BackoffAuthThrottle } from "../ratelimit/auth-throttle.js";
 import type { RateLimits } from "../ratelimit/open-rate-limits.js";
@@ -265,18 +265,37 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     });
     const apiKeys = new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs);
     const metrics = new VaultMetrics();
-    const safeFetch = createSafeFetch({
-      connectTimeoutMs: config.outbound.connectTimeoutMs,
-      timeoutMs: config.outbound.timeoutMs,
-      maxResponseBytes: config.outbound.maxResponseBytes,
-      allowLoopback: config.outbound.allowLoopback,
-      ...(overrides.resolver === undefined ? {} : { resolver: overrides.resolver }),
-      ...(config.outbound.caFile === undefined
-        ? {}
-        : { ca: readFileSync(config.outbound.caFile, "utf8") }),
-    });
+    metrics.readQueuesWith(async () => ({
+      intake: await countByState(db, "webhook_events"),
+      delivery: await countByState(db, "event_deliveries"),
+    }));
+    // Made on first use: a private trust anchor (PAYVAULT_OUTBOUND_CA_FILE) may be written after
+    // the vault starts (the sandbox processor makes its certificate when it first runs).
+    let outbound: SafeFetch | undefined;
+    const safeFetch: SafeFetch = (request, allowlist) => {
+      outbound ??= createSafeFetch({
+        connectTimeoutMs: config.outbound.connectTimeoutMs,
+        timeoutMs: config.outbound.timeoutMs,
+        maxResponseBytes: config.outbound.maxResponseBytes,
+        allowLoopback: config.outbound.allowLoopback,
+        ...(overrides.resolver === undefined ? {} : { resolver: overrides.resolver }),
+        ...(config.outbound.caFile === undefined
+          ? {}
+          : { ca: readFileSync(config.outbound.caFile, "utf8") }),
+      });
+      return outbound(request, allowlist);
+    };
     const retry = { ...DEFAULT_RETRY_POLICY, maxAttempts: config.webhooks.maxAttempts };
-    const events = new EventDestinations({ db, keys, audit, clock, safeFetch, metrics, retry });
+    const events = new EventDestinations({
+      db,
+      keys,
+      audit,
+      clock,
+      safeFetch,
+      metrics,
+      retry,
+      allowLoopback: config.outbound.allowLoopback,
+    });
     const webhooks = new WebhookService({
       db,
       keys,
@@ -346,6 +365,8 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
             onError: onError("token event dispatch"),
           }),
         );
+        const [processing] = workers;
+        webhooks.onQueued(() => processing?.kick());
         for (const worker of workers) worker.start();
       },
       // Until its own keys are loaded and the unseal audited, the vault still reports sealed.

@@ -48,8 +48,8 @@ Commands:
   capture keys | rotate-keys     the capture encryption and session keys; replace them (overlap)
   webhooks dlq list [--tenant <id>] [--kind intake|delivery]   dead-lettered events and deliveries
   webhooks dlq replay <id> | purge <id> | purge --all [--tenant <id>]   queue again, or delete
-  sandbox-processor [--port P] [--vault-url URL] [--webhook-endpoint ID] [--webhook-secret-file F]
-                                 a card processor for demos and tests (docs/sandbox-processor.md)
+  sandbox-processor [--port P] [--host H] [--cert-dir DIR] [--vault-url URL] [--webhook-endpoint ID]
+                    [--webhook-secret-file F] [--vault-ca F]   a FAKE card processor for demos and tests (docs/sandbox-processor.md)
 
 Options: --json (machine-readable output), --help
 Configuration comes from PAYVAULT_* environment variables: see README.md.`;

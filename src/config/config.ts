@@ -155,9 +155,10 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 function flag(env: Env, name: string): boolean {
   const raw = env[name];
-  if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
-  if (raw === "1" || raw === "true") return true;
-  throw new ConfigError(`${name} must be 1/true or 0/false`);
+  if (raw === undefined || raw === "" || raw === "0" || raw === "false" || raw === "off")
+    return false;
+  if (raw === "1" || raw === "true" || raw === "on") return true;
+  throw new ConfigError(`${name} must be 1/true/on or 0/false/off`);
 }
 
 function publicUrl(env: Env): string | undefined {
@@ -366,7 +367,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ),
     },
     webhooks: {
-      maxAttempts: integer(env, "PAYVAULT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 50),
+      maxAttempts: integer(env, "PAYVAULT_WEBHOOK_MAX_ATTEMPTS", 16, 1, 50),
       maxBodyBytes: integer(
         env,
         "PAYVAULT_WEBHOOK_MAX_BODY_BYTES",

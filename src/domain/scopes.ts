@@ -46,6 +46,8 @@ export const ROLES = {
   tokenizer: ["tokens:write", "capture"],
   reader: ["tokens:read"],
   revealer: ["tokens:read", "tokens:reveal"],
+  /** The payment service: sends tokens on to a processor through the forward proxy (issue 6). */
+  forwarder: ["proxy:forward"],
   auditor: ["audit:read"],
   tenant_admin: [
     "tenant:admin",

@@ -57,7 +57,12 @@ export interface KeyPolicy {
 const DAY_MS = 86_400_000;
 
 export const DEFAULT_KEY_POLICY: KeyPolicy = {
-  cryptoperiodMs: { pan: 365 * DAY_MS, sad: 90 * DAY_MS, audit: 365 * DAY_MS },
+  cryptoperiodMs: {
+    pan: 365 * DAY_MS,
+    sad: 90 * DAY_MS,
+    audit: 365 * DAY_MS,
+    webhook: 365 * DAY_MS,
+  },
   maxUses: { pan: 2 ** 28, sad: 2 ** 28 },
   reserveBlock: 1024,
 };

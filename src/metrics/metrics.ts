@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /**
  * The vault's Prometheus metrics (prom-client). One registry per vault instance, never the
@@ -49,12 +49,37 @@ export class VaultMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Rows of the webhook queues by state, read at scrape time: `dead` is the dead-letter queue an
+   * operator should alert on (PCI DSS 10.7.2: failures of critical controls are detected).
+   */
+  readonly queueRows = new Gauge({
+    name: "payvault_webhook_queue_rows",
+    help: "Rows of the webhook queues (intake events, merchant deliveries) by state",
+    labelNames: ["queue", "state"] as const,
+    registers: [this.registry],
+  });
+
+  private queueReader: (() => Promise<Record<string, Record<string, number>>>) | undefined;
+
+  /** Sets how the queue gauge is read (the composition root passes a database query). */
+  readQueuesWith(reader: () => Promise<Record<string, Record<string, number>>>): void {
+    this.queueReader = reader;
+  }
+
   constructor(options: { readonly processMetrics?: boolean } = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** The exposition text (Prometheus format) and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
+    if (this.queueReader !== undefined) {
+      const queues = await this.queueReader().catch(() => undefined);
+      for (const [queue, states] of Object.entries(queues ?? {})) {
+        for (const [state, rows] of Object.entries(states))
+          this.queueRows.set({ queue, state }, rows);
+      }
+    }
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 

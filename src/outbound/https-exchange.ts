@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { type RequestOptions, request } from "node:https";
+import { type Agent, type RequestOptions, request } from "node:https";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Destination } from "./destination.js";
@@ -27,12 +27,30 @@ export interface ExchangeLimits {
   readonly ca: string | readonly string[] | undefined;
 }
 
+/** The parts of a request supplied at the last moment (see `Exchange.lateParts`). */
+export type LateParts =
+  | {
+      readonly ok: true;
+      readonly headers: Readonly<Record<string, string>>;
+      readonly body: Uint8Array | undefined;
+    }
+  | { readonly ok: false; readonly failure: OutboundFailure };
+
 export interface Exchange {
   readonly destination: Destination;
   readonly pinned: ResolvedAddress;
   readonly method: string;
   readonly headers: Record<string, string>;
   readonly body: Uint8Array | undefined;
+  /**
+   * When set, headers and body come from here instead, asked for only once a verified TLS
+   * connection to the pinned address is open and before any request byte is written (the
+   * forward proxy takes the CVC there, so a refused or unreachable destination never uses it).
+   * If it rejects, the connection is closed, nothing is sent, and `exchange` rejects with it.
+   */
+  readonly lateParts?: () => Promise<LateParts>;
+  /** A keep-alive agent for this exact pinned address, port and host (agent-pool.ts). */
+  readonly agent?: Agent;
 }
 
 type Phase = "connect" | "tls" | "exchange";
@@ -55,9 +73,10 @@ function requestOptions(x: Exchange, ca: ExchangeLimits["ca"]): RequestOptions {
     port: x.destination.port,
     path: x.destination.path,
     method: x.method,
-    headers: x.headers,
-    // A fresh agent per request: no pooled socket can outlive its address check.
-    agent: false,
+    headers: x.lateParts === undefined ? x.headers : {},
+    // Pooled only by an agent that serves this one checked address (agent-pool.ts); otherwise
+    // a fresh connection that nothing else can reuse.
+    agent: x.agent ?? false,
     lookup: pinnedLookup(x.pinned),
     family: x.pinned.family,
     // SNI must not carry an IP literal (RFC 6066 §3); node:https then omits it.
@@ -67,6 +86,13 @@ function requestOptions(x: Exchange, ca: ExchangeLimits["ca"]): RequestOptions {
     rejectUnauthorized: true,
     minVersion: "TLSv1.2",
   };
+}
+
+/** The caller's bytes without a copy, so a caller that zeroes its buffer zeroes what was sent. */
+function viewOf(body: Uint8Array | undefined): Buffer | undefined {
+  return body === undefined
+    ? undefined
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
 type Settle = (result: OutboundResult) => void;
@@ -105,21 +131,33 @@ function readBody(res: IncomingMessage, maxBytes: number, settle: Settle): void 
 /**
  * One HTTPS request to an already checked address. The host name still drives SNI, the Host
  * header and certificate verification (RFC 6125 via tls.checkServerIdentity); the socket's
- * `lookup` is pinned to `pinned`, and its peer address is checked again once connected. No
- * redirect is followed: node:https never does, and a 3xx is returned like any other status.
+ * `lookup` is pinned to `pinned`, and a new socket's peer address is checked again once
+ * connected (a pooled socket was checked when it was opened, to the same address). No redirect
+ * is followed: node:https never does, and a 3xx is returned like any other status. Resolves;
+ * rejects only with what `x.lateParts` rejected with.
  */
 export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundResult> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let phase: Phase = "connect";
     let settled = false;
     const req = request(requestOptions(x, limits.ca));
-    const settle: Settle = (result) => {
-      if (settled) return;
+    const finish = (): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(connectTimer);
       clearTimeout(totalTimer);
+      return true;
+    };
+    const settle: Settle = (result) => {
+      if (!finish()) return;
+      // A failed exchange never returns its socket to a pool.
       if (!result.ok) req.destroy();
       resolve(result);
+    };
+    const abort = (error: unknown): void => {
+      if (!finish()) return;
+      req.destroy();
+      reject(error);
     };
     const fail = (failure: OutboundFailure): void => settle({ ok: false, failure });
     const { connectTimeoutMs, totalTimeoutMs } = limits;
@@ -131,18 +169,25 @@ export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundR
       () => fail({ reason: "TIMEOUT", timeoutMs: totalTimeoutMs }),
       Math.max(0, limits.deadline - Date.now()),
     );
+    const connected = (): void => {
+      phase = "exchange";
+      clearTimeout(connectTimer);
+      if (x.lateParts !== undefined) sendLate(req, x.lateParts, () => settled, fail, abort);
+    };
 
     req.on("socket", (socket: TLSSocket) => {
+      // A pooled socket is already connected, verified and checked: no new events will come.
+      if (req.reusedSocket) {
+        connected();
+        return;
+      }
       socket.once("connect", () => {
         phase = "tls";
         if (!sameAddress(socket.remoteAddress, x.pinned.address)) {
           fail({ reason: "NETWORK_ERROR", code: "PEER_ADDRESS_MISMATCH" });
         }
       });
-      socket.once("secureConnect", () => {
-        phase = "exchange";
-        clearTimeout(connectTimer);
-      });
+      socket.once("secureConnect", connected);
     });
     req.on("error", (error) => {
       const code = errorCode(error);
@@ -153,6 +198,25 @@ export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundR
     req.on("response", (res) => readBody(res, limits.maxResponseBytes, settle));
     // After a complete response this is a no-op: `settle` has already run.
     req.on("close", () => fail({ reason: "NETWORK_ERROR", code: "CONNECTION_CLOSED" }));
-    req.end(x.body === undefined ? undefined : Buffer.from(x.body));
+    if (x.lateParts === undefined) req.end(viewOf(x.body));
   });
+}
+
+/** Asks for the late headers and body and writes the request, unless the exchange ended. */
+function sendLate(
+  req: ReturnType<typeof request>,
+  lateParts: () => Promise<LateParts>,
+  ended: () => boolean,
+  fail: (failure: OutboundFailure) => void,
+  abort: (error: unknown) => void,
+): void {
+  lateParts().then((parts) => {
+    if (ended()) return;
+    if (!parts.ok) {
+      fail(parts.failure);
+      return;
+    }
+    for (const [name, value] of Object.entries(parts.headers)) req.setHeader(name, value);
+    req.end(viewOf(parts.body));
+  }, abort);
 }

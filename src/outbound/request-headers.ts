@@ -29,6 +29,16 @@ const DEFAULT_ALLOWED: ReadonlySet<string> = new Set([
   "content-type",
   "idempotency-key",
   "user-agent",
+  // Standard Webhooks: the signed deliveries of the vault's own events to merchants.
+  "webhook-id",
+  "webhook-signature",
+  "webhook-timestamp",
+  // Processors' own request headers (API version, connected account, idempotency, API keys).
+  "stripe-version",
+  "stripe-account",
+  "paypal-request-id",
+  "prefer",
+  "x-api-key",
 ]);
 
 /** The default hook: a short list of end-to-end headers processors and webhooks need. */

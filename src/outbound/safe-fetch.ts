@@ -1,7 +1,8 @@
 import { isIP } from "node:net";
 import { classifyAddress, classifyHostName } from "./address-policy.js";
+import { AgentPool, KEEP_ALIVE_DEFAULTS, type KeepAliveSettings } from "./agent-pool.js";
 import { type AllowedDestination, checkDestination, type Destination } from "./destination.js";
-import { exchange, type OutboundResult } from "./https-exchange.js";
+import { exchange, type LateParts, type OutboundResult } from "./https-exchange.js";
 import { errorCode, type OutboundFailure } from "./outbound-failure.js";
 import {
   checkRequestHeaders,
@@ -17,6 +18,20 @@ export interface OutboundRequest {
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: Uint8Array | string;
+  /** A shorter total deadline for this request; never longer than the client's `timeoutMs`. */
+  readonly timeoutMs?: number;
+  /**
+   * Headers and body supplied at the last moment: called once the destination, the `headers`
+   * names, the address policy and a verified TLS connection to the checked address have all
+   * passed, and before any byte of the request is written. The headers it returns are checked
+   * like `headers`. `headers` then only declares the names (their values are checked, not
+   * sent) and `body` is ignored. If it rejects, nothing is sent and the call rejects with that
+   * error. The forward proxy builds the card-bearing request here (docs/forwarding.md).
+   */
+  readonly lateParts?: () => Promise<{
+    readonly headers: Readonly<Record<string, string>>;
+    readonly body?: Uint8Array | string;
+  }>;
 }
 
 export interface SafeFetchOptions {
@@ -34,6 +49,11 @@ export interface SafeFetchOptions {
    * composition root decides, and production configuration must not be able to set it.
    */
   readonly allowLoopback?: boolean;
+  /**
+   * Connection reuse (docs/outbound.md): keep-alive agents keyed by checked address, port and
+   * host name. `false` opens a new connection for every request. Default: KEEP_ALIVE_DEFAULTS.
+   */
+  readonly keepAlive?: KeepAliveSettings | false;
 }
 
 export const OUTBOUND_DEFAULTS = {
@@ -114,8 +134,14 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const timeoutMs = options.timeoutMs ?? OUTBOUND_DEFAULTS.timeoutMs;
   const maxResponseBytes = options.maxResponseBytes ?? OUTBOUND_DEFAULTS.maxResponseBytes;
 
+  const pool =
+    options.keepAlive === false
+      ? undefined
+      : new AgentPool(options.keepAlive ?? KEEP_ALIVE_DEFAULTS);
+
   return async (request, allowlist) => {
-    const deadline = Date.now() + timeoutMs;
+    const requestTimeoutMs = Math.min(request.timeoutMs ?? timeoutMs, timeoutMs);
+    const deadline = Date.now() + requestTimeoutMs;
     const checked = checkDestination(request.url, allowlist);
     if (!checked.ok) {
       return {
@@ -129,7 +155,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
 
     const timedOut: Checked<ResolvedAddress> = {
       ok: false,
-      failure: { reason: "TIMEOUT", timeoutMs },
+      failure: { reason: "TIMEOUT", timeoutMs: requestTimeoutMs },
     };
     const pinned = await withDeadline(
       resolveChecked(checked.destination, resolver, allowLoopback),
@@ -138,16 +164,48 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     );
     if (!pinned.ok) return pinned;
 
-    const body = typeof request.body === "string" ? Buffer.from(request.body) : request.body;
+    const { destination } = checked;
+    const late = request.lateParts;
     return exchange(
       {
-        destination: checked.destination,
+        destination,
         pinned: pinned.value,
         method: request.method,
         headers: headers.headers,
-        body,
+        body: bytesOf(request.body),
+        ...(late === undefined ? {} : { lateParts: () => checkedLateParts(late, allowHeader) }),
+        ...(pool === undefined
+          ? {}
+          : {
+              agent: pool.agentFor({
+                pinned: pinned.value,
+                port: destination.port,
+                host: destination.host,
+              }),
+            }),
       },
-      { connectTimeoutMs, deadline, totalTimeoutMs: timeoutMs, maxResponseBytes, ca: options.ca },
+      {
+        connectTimeoutMs,
+        deadline,
+        totalTimeoutMs: requestTimeoutMs,
+        maxResponseBytes,
+        ca: options.ca,
+      },
     );
   };
+}
+
+function bytesOf(body: Uint8Array | string | undefined): Uint8Array | undefined {
+  return typeof body === "string" ? Buffer.from(body) : body;
+}
+
+async function checkedLateParts(
+  late: NonNullable<OutboundRequest["lateParts"]>,
+  allowHeader: HeaderAllowlist,
+): Promise<LateParts> {
+  const parts = await late();
+  const headers = checkRequestHeaders(parts.headers, allowHeader);
+  if (!headers.ok)
+    return { ok: false, failure: { reason: "HEADER_NOT_ALLOWED", header: headers.header } };
+  return { ok: true, headers: headers.headers, body: bytesOf(parts.body) };
 }

@@ -28,7 +28,7 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  maxAttempts: 8,
+  maxAttempts: 16,
   baseDelayMs: 10_000,
   maxDelayMs: 3_600_000,
 };

@@ -87,6 +87,78 @@ async function newJoseKey(vault: TestVault, tenantId: string): Promise<string> {
   return kid;
 }
 
+async function newForwardDestination(vault: TestVault, tenantId: string): Promise<string> {
+  const key = await vault.newKey(tenantId, ["tenant:admin"]);
+  const res = await vault.app.inject({
+    method: "POST",
+    url: "/v1/forward/destinations",
+    headers: auth(key),
+    payload: { host: `authz-${randomBase62(12).toLowerCase()}.example`, path_prefix: "/" },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return (res.json() as { id: string }).id;
+}
+
+const WEBHOOK_SECRET = "whsec_authorizationTestSecret01";
+
+async function newWebhookEndpoint(vault: TestVault, tenantId: string): Promise<string> {
+  const key = await vault.newKey(tenantId, ["webhooks:manage"]);
+  const res = await vault.app.inject({
+    method: "POST",
+    url: "/v1/webhook-endpoints",
+    headers: auth(key),
+    payload: { provider: "stripe", secret: WEBHOOK_SECRET },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return (res.json() as { id: string }).id;
+}
+
+/** A received event already in the dead-letter queue (replay and purge need one). */
+async function newDeadEvent(vault: TestVault, tenantId: string): Promise<string> {
+  const endpointId = await newWebhookEndpoint(vault, tenantId);
+  const id = `evt_${randomBase62(22)}`;
+  const now = new Date();
+  await vault.core.db.query(
+    `INSERT INTO webhook_events (id, tenant_id, endpoint_id, provider, provider_event_id, event_type,
+       metadata, received_at, state, attempts, run_at, finished_at)
+     VALUES ($1, $2, $3, 'stripe', $1, 'charge.failed', '{}', $4, 'dead', 8, $4, $4)`,
+    [id, tenantId, endpointId, now],
+  );
+  return id;
+}
+
+async function newEventDestination(vault: TestVault, tenantId: string): Promise<string> {
+  const key = await vault.newKey(tenantId, ["webhooks:manage"]);
+  const res = await vault.app.inject({
+    method: "POST",
+    url: "/v1/event-destinations",
+    headers: auth(key),
+    payload: { url: "https://hooks.shop.example.com/payvault", event_types: ["*"] },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return (res.json() as { id: string }).id;
+}
+
+/** A delivery to a new destination of the tenant, already in the dead-letter queue. */
+async function newDeadDelivery(vault: TestVault, tenantId: string): Promise<string> {
+  const destinationId = await newEventDestination(vault, tenantId);
+  const eventId = `evt_${randomBase62(22)}`;
+  await vault.core.events.publish(vault.core.db, {
+    id: eventId,
+    tenantId,
+    type: "payment.charge.failed",
+    createdAt: new Date(),
+    data: { provider: "stripe" },
+  });
+  const { rows } = await vault.core.db.query<{ id: string }>(
+    `UPDATE event_deliveries SET state = 'dead', attempts = 16, finished_at = now()
+      WHERE destination_id = $1 AND event_id = $2 RETURNING id`,
+    [destinationId, eventId],
+  );
+  expect(rows).toHaveLength(1);
+  return rows[0]?.id as string;
+}
+
 const fixed = (url: string, payload?: unknown) => async () => ({ url, payload });
 const CEREMONY_ID = `cer_${randomBase62(22)}`;
 
@@ -210,6 +282,102 @@ const SAMPLES: Record<string, Sample> = {
   "POST /v1/sys/ceremonies/:id/reject": {
     make: fixed(`/v1/sys/ceremonies/${CEREMONY_ID}/reject`),
     allowed: 404,
+  },
+  // An unknown placeholder field: an authorized caller gets the template's own 400.
+  "POST /v1/forward": {
+    make: fixed("/v1/forward", { url: "https://x.example/", body: { n: "{{ bad }}" } }),
+    allowed: 400,
+  },
+  "POST /v1/forward/destinations": {
+    make: async () => ({
+      url: "/v1/forward/destinations",
+      payload: { host: `authz-${randomBase62(12).toLowerCase()}.example`, path_prefix: "/" },
+    }),
+    allowed: 201,
+  },
+  "GET /v1/forward/destinations": { make: fixed("/v1/forward/destinations"), allowed: 200 },
+  "DELETE /v1/forward/destinations/:id": {
+    make: async (v, t) => ({
+      url: `/v1/forward/destinations/${await newForwardDestination(v, t)}`,
+    }),
+    allowed: 204,
+    notFound: "FORWARD_DESTINATION_NOT_FOUND",
+  },
+  "POST /v1/webhook-endpoints": {
+    make: fixed("/v1/webhook-endpoints", { provider: "stripe", secret: WEBHOOK_SECRET }),
+    allowed: 201,
+  },
+  "GET /v1/webhook-endpoints": { make: fixed("/v1/webhook-endpoints"), allowed: 200 },
+  "GET /v1/webhook-endpoints/:id": {
+    make: async (v, t) => ({ url: `/v1/webhook-endpoints/${await newWebhookEndpoint(v, t)}` }),
+    allowed: 200,
+    notFound: "WEBHOOK_ENDPOINT_NOT_FOUND",
+  },
+  "POST /v1/webhook-endpoints/:id/secrets": {
+    make: async (v, t) => ({
+      url: `/v1/webhook-endpoints/${await newWebhookEndpoint(v, t)}/secrets`,
+      payload: { secret: "whsec_authorizationTestSecret02", overlap_seconds: 60 },
+    }),
+    allowed: 200,
+    notFound: "WEBHOOK_ENDPOINT_NOT_FOUND",
+  },
+  "DELETE /v1/webhook-endpoints/:id": {
+    make: async (v, t) => ({ url: `/v1/webhook-endpoints/${await newWebhookEndpoint(v, t)}` }),
+    allowed: 204,
+    notFound: "WEBHOOK_ENDPOINT_NOT_FOUND",
+  },
+  "GET /v1/webhook-events": { make: fixed("/v1/webhook-events?limit=5"), allowed: 200 },
+  "GET /v1/webhook-events/:id": {
+    make: async (v, t) => ({ url: `/v1/webhook-events/${await newDeadEvent(v, t)}` }),
+    allowed: 200,
+    notFound: "WEBHOOK_EVENT_NOT_FOUND",
+  },
+  "POST /v1/webhook-events/:id/replay": {
+    make: async (v, t) => ({ url: `/v1/webhook-events/${await newDeadEvent(v, t)}/replay` }),
+    allowed: 200,
+    notFound: "WEBHOOK_EVENT_NOT_FOUND",
+  },
+  "DELETE /v1/webhook-events/:id": {
+    make: async (v, t) => ({ url: `/v1/webhook-events/${await newDeadEvent(v, t)}` }),
+    allowed: 204,
+    notFound: "WEBHOOK_EVENT_NOT_FOUND",
+  },
+  "POST /v1/event-destinations": {
+    make: fixed("/v1/event-destinations", {
+      url: "https://hooks.shop.example.com/payvault",
+      event_types: ["token.created"],
+    }),
+    allowed: 201,
+  },
+  "GET /v1/event-destinations": { make: fixed("/v1/event-destinations"), allowed: 200 },
+  "GET /v1/event-destinations/:id": {
+    make: async (v, t) => ({ url: `/v1/event-destinations/${await newEventDestination(v, t)}` }),
+    allowed: 200,
+    notFound: "EVENT_DESTINATION_NOT_FOUND",
+  },
+  "POST /v1/event-destinations/:id/rotate-secret": {
+    make: async (v, t) => ({
+      url: `/v1/event-destinations/${await newEventDestination(v, t)}/rotate-secret`,
+      payload: { overlap_seconds: 60 },
+    }),
+    allowed: 200,
+    notFound: "EVENT_DESTINATION_NOT_FOUND",
+  },
+  "DELETE /v1/event-destinations/:id": {
+    make: async (v, t) => ({ url: `/v1/event-destinations/${await newEventDestination(v, t)}` }),
+    allowed: 204,
+    notFound: "EVENT_DESTINATION_NOT_FOUND",
+  },
+  "GET /v1/event-deliveries": { make: fixed("/v1/event-deliveries?limit=5"), allowed: 200 },
+  "POST /v1/event-deliveries/:id/replay": {
+    make: async (v, t) => ({ url: `/v1/event-deliveries/${await newDeadDelivery(v, t)}/replay` }),
+    allowed: 200,
+    notFound: "EVENT_DELIVERY_NOT_FOUND",
+  },
+  "DELETE /v1/event-deliveries/:id": {
+    make: async (v, t) => ({ url: `/v1/event-deliveries/${await newDeadDelivery(v, t)}` }),
+    allowed: 204,
+    notFound: "EVENT_DELIVERY_NOT_FOUND",
   },
   ...ADMIN_USER_SAMPLES,
 };

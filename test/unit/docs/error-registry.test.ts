@@ -6,8 +6,10 @@ import { ERRORS } from "../../../src/errors/registry.js";
 import { API_KEY_ISSUE_CODES } from "../../../src/http/routes/api-keys.js";
 import { SCHEMA_ISSUE_CODES } from "../../../src/http/validation.js";
 import { CAPTURE_ISSUE_CODES } from "../../../src/services/capture/capture-session.js";
+import { FORWARD_ISSUE_CODES } from "../../../src/services/forward/placeholders.js";
 import { KEY_ADMIN_ISSUE_CODES } from "../../../src/services/keys/ceremonies.js";
 import { REQUEST_ISSUE_CODES } from "../../../src/services/tokens/tokenize-input.js";
+import { EVENT_DESTINATION_ISSUE_CODES } from "../../../src/services/webhooks/outbound/destination-url.js";
 
 const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
 
@@ -50,6 +52,8 @@ describe("docs/errors.md is pinned to the code", () => {
       ...CAPTURE_ISSUE_CODES,
       ...API_KEY_ISSUE_CODES,
       ...PASSWORD_ISSUE_CODES,
+      ...FORWARD_ISSUE_CODES,
+      ...EVENT_DESTINATION_ISSUE_CODES,
     ];
     expect([...documented].sort()).toEqual([...new Set(produced)].sort());
   });
