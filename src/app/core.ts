@@ -247,7 +247,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
     rateLimits = limits;
     const cvcs = new CvcStore(shortLived, keys);
     const tokens = new TokenService(db, keys, audit, clock, tenants, cvcs);
-    const replay = new ReplayGuard(shortLived, { clock });
+
     const captureSessions = new CaptureSessions(db, joseKeys, audit, clock, () => origin.get());
     const tenantJoseKeys = new TenantJoseKeys(db, audit, clock);
     const accessTokenKeys = new VaultJoseKeys(db, keys, audit, clock, {
@@ -264,6 +264,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       vaultOrigin: () => origin.get(),
     });
     const apiKeys = new ApiKeyService(db, keys, audit, clock, config.authCacheTtlMs);
+    const replay = new ReplayGuard(shortLived, { clock });
     const metrics = new VaultMetrics();
     metrics.readQueuesWith(async () => ({
       intake: await countByState(db, "webhook_events"),
@@ -305,6 +306,7 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
       events,
       retry,
       maxBodyBytes: config.webhooks.maxBodyBytes,
+      replay,
     });
     const workers: QueueWorker[] = [];
     return {

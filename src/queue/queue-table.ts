@@ -33,15 +33,29 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 3_600_000,
 };
 
-/** How long a claim holds a row before another worker may take it again. */
-export const DEFAULT_LEASE_MS = 60_000;
+/**
+ * How long a claim holds a row before another worker may take it again: longer than a pass can
+ * take (32 deliveries, 8 at a time, each at most the 30 s outbound timeout: 2 minutes).
+ */
+export const DEFAULT_LEASE_MS = 300_000;
+
+/** What identifies one claim of a row: a later claim changes both (attempts only grow). */
+export interface Claim {
+  readonly id: string;
+  readonly attempts: number;
+  readonly locked_until: Date | null;
+}
 
 /**
  * Exponential backoff with "equal jitter": half the doubled delay is fixed, half random, so
  * retries of many rows that failed together spread out, yet never come sooner than half the
  * nominal wait. `attempts` counts the attempts made so far (1 after the first failure).
  */
-export function backoffMs(attempts: number, policy: RetryPolicy, random = randomInt): number {
+export function backoffMs(
+  attempts: number,
+  policy: RetryPolicy,
+  random: (min: number, max: number) => number = (min, max) => randomInt(min, max),
+): number {
   const exponent = Math.min(Math.max(attempts - 1, 0), 30);
   const nominal = Math.min(policy.baseDelayMs * 2 ** exponent, policy.maxDelayMs);
   const half = Math.floor(nominal / 2);
@@ -59,8 +73,17 @@ export async function claimDue<Row>(
   columns: string,
   now: Date,
   limit: number,
+  maxAttempts: number,
   leaseMs: number = DEFAULT_LEASE_MS,
 ): Promise<Row[]> {
+  // A row whose lease lapsed after its last attempt (the worker died on it, e.g. a poison event
+  // that crashes the process) goes to the dead-letter queue instead of being retried forever.
+  await db.query(
+    `UPDATE ${table}
+        SET state = 'dead', locked_until = NULL, last_error = 'LEASE_EXPIRED', finished_at = $1
+      WHERE state = 'processing' AND locked_until <= $1 AND attempts >= $2`,
+    [now, maxAttempts],
+  );
   const result = await db.query<Row>(
     `UPDATE ${table} AS q
         SET state = 'processing', attempts = q.attempts + 1, locked_until = $2
@@ -77,20 +100,24 @@ export async function claimDue<Row>(
   return result.rows;
 }
 
-/** The attempt succeeded. Only a row still held by this attempt (state processing) changes. */
+/**
+ * The attempt succeeded. Only a row still held by THIS claim changes: once a lease lapsed and
+ * another worker claimed the row, the late worker's outcome is dropped (its claim no longer
+ * matches), so it can neither complete nor dead-letter the other worker's attempt.
+ */
 export async function complete(
   db: SqlClient,
   table: QueueTable,
-  id: string,
+  claim: Claim,
   now: Date,
   extra: { lastStatus?: number } = {},
 ): Promise<boolean> {
-  const setStatus = table === "event_deliveries" ? ", last_status = $3" : "";
-  const params: unknown[] = [id, now];
+  const setStatus = table === "event_deliveries" ? ", last_status = $5" : "";
+  const params: unknown[] = [claim.id, now, claim.attempts, claim.locked_until];
   if (setStatus !== "") params.push(extra.lastStatus ?? null);
   const result = await db.query(
     `UPDATE ${table} SET state = 'done', locked_until = NULL, last_error = NULL, finished_at = $2${setStatus}
-      WHERE id = $1 AND state = 'processing'`,
+      WHERE id = $1 AND state = 'processing' AND attempts = $3 AND locked_until = $4`,
     params,
   );
   return result.rowCount === 1;
@@ -108,7 +135,7 @@ export interface FailureOutcome {
 export async function fail(
   db: SqlClient,
   table: QueueTable,
-  row: { readonly id: string; readonly attempts: number },
+  row: Claim,
   error: string,
   now: Date,
   policy: RetryPolicy,
@@ -116,14 +143,21 @@ export async function fail(
 ): Promise<FailureOutcome | undefined> {
   const dead = row.attempts >= policy.maxAttempts;
   const runAt = dead ? undefined : new Date(now.getTime() + backoffMs(row.attempts, policy));
-  const setStatus = table === "event_deliveries" ? ", last_status = $5" : "";
-  const params: unknown[] = [row.id, dead ? "dead" : "queued", runAt ?? now, error.slice(0, 200)];
+  const setStatus = table === "event_deliveries" ? ", last_status = $7" : "";
+  const params: unknown[] = [
+    row.id,
+    dead ? "dead" : "queued",
+    runAt ?? now,
+    error.slice(0, 200),
+    row.attempts,
+    row.locked_until,
+  ];
   if (setStatus !== "") params.push(extra.lastStatus ?? null);
   const result = await db.query(
     `UPDATE ${table}
         SET state = $2, run_at = $3, locked_until = NULL, last_error = $4,
             finished_at = ${dead ? "$3" : "NULL"}${setStatus}
-      WHERE id = $1 AND state = 'processing'`,
+      WHERE id = $1 AND state = 'processing' AND attempts = $5 AND locked_until = $6`,
     params,
   );
   if (result.rowCount !== 1) return undefined;
@@ -179,10 +213,29 @@ export async function countByState(
   db: SqlClient,
   table: QueueTable,
 ): Promise<Record<QueueState, number>> {
+  // Done rows are not counted: they are history (kept 30 days), and counting them would scan
+  // the table at every scrape; the others are read through the partial indexes.
   const result = await db.query<{ state: QueueState; n: number }>(
-    `SELECT state, count(*)::int AS n FROM ${table} GROUP BY state`,
+    `SELECT state, count(*)::int AS n FROM ${table}
+      WHERE state IN ('queued', 'processing', 'dead') GROUP BY state`,
   );
   const counts: Record<QueueState, number> = { queued: 0, processing: 0, done: 0, dead: 0 };
   for (const row of result.rows) counts[row.state] = row.n;
   return counts;
+}
+
+/**
+ * Deletes rows that finished (`done`) before `before`: the queues keep no history forever (PCI
+ * DSS 3.2.1: only the metadata needed, only as long as needed). Dead rows stay until an operator
+ * replays or purges them. Returns how many were deleted.
+ */
+export async function deleteFinished(
+  db: SqlClient,
+  table: QueueTable,
+  before: Date,
+): Promise<number> {
+  const result = await db.query(`DELETE FROM ${table} WHERE state = 'done' AND finished_at < $1`, [
+    before,
+  ]);
+  return result.rowCount;
 }

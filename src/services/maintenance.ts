@@ -1,6 +1,7 @@
 import type { Core } from "../app/core.js";
 import { VaultError } from "../errors/registry.js";
 import { ENVIRONMENTS } from "../keys/key-manager.js";
+import { deleteFinished } from "../queue/queue-table.js";
 
 export interface MaintenanceOptions {
   readonly intervalMs: number;
@@ -17,7 +18,12 @@ export interface MaintenanceReport {
   readonly joseKeysRotated: number;
   /** The admin access-token signing key replaced at the end of its cryptoperiod. */
   readonly accessTokenKeysRotated: number;
+  /** Processed webhook events and completed deliveries past their 30 days, deleted. */
+  readonly webhookRowsDeleted: number;
 }
+
+/** How long processed webhook events and completed deliveries are kept (docs/webhooks.md). */
+export const FINISHED_WEBHOOK_ROWS_KEPT_MS = 30 * 86_400_000;
 
 const ACTOR = "system:maintenance";
 
@@ -47,7 +53,12 @@ export async function runMaintenance(
   // Capture and session keys past their cryptoperiod (the old ones stay accepted for the overlap).
   const joseKeysRotated = (await core.joseKeys.rotateDue(ACTOR)).length;
   const accessTokenKeysRotated = (await core.accessTokenKeys.rotateDue(ACTOR)).length;
+  const horizon = new Date(core.clock.now().getTime() - FINISHED_WEBHOOK_ROWS_KEPT_MS);
+  const webhookRowsDeleted =
+    (await deleteFinished(core.db, "webhook_events", horizon)) +
+    (await deleteFinished(core.db, "event_deliveries", horizon));
   return {
+    webhookRowsDeleted,
     joseKeysRotated,
     accessTokenKeysRotated,
     tokensPurged: purge.tokensPurged,

@@ -244,10 +244,12 @@ export interface ClaimedDelivery {
   readonly event_id: string;
   readonly payload: unknown;
   readonly attempts: number;
+  /** The claim's lease: with `attempts`, what identifies this claim (queue-table.ts). */
+  readonly locked_until: Date | null;
 }
 
 export const CLAIMED_DELIVERY_COLUMNS =
-  "id, tenant_id, destination_id, event_id, payload, attempts";
+  "id, tenant_id, destination_id, event_id, payload, attempts, locked_until";
 
 /** Where a dispatcher stands in the audit trail: after this (txid, id). */
 export interface DispatchPosition {

@@ -48,7 +48,7 @@ export async function insertWebhookEvents(
   for (const event of events) {
     const n = params.length;
     values.push(
-      `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}::jsonb, $${n + 8}, 'queued', $${n + 8})`,
+      `($${n + 1}::text, $${n + 2}::text, $${n + 3}::text, $${n + 4}::text, $${n + 5}::text, $${n + 6}::text, $${n + 7}::jsonb, $${n + 8}::timestamptz)`,
     );
     params.push(
       event.id,
@@ -61,13 +61,33 @@ export async function insertWebhookEvents(
       event.receivedAt,
     );
   }
+  // Joined with the endpoints: an event whose endpoint was deleted since the intake read it is
+  // skipped, not a foreign-key error that would fail every other event of the batch.
   const result = await db.query<{ endpoint_id: string; provider_event_id: string }>(
     `INSERT INTO webhook_events
        (id, tenant_id, endpoint_id, provider, provider_event_id, event_type, metadata, received_at, state, run_at)
-     VALUES ${values.join(", ")}
+     SELECT v.id, v.tenant_id, v.endpoint_id, v.provider, v.provider_event_id, v.event_type,
+            v.metadata, v.received_at, 'queued', v.received_at
+       FROM (VALUES ${values.join(", ")})
+         AS v (id, tenant_id, endpoint_id, provider, provider_event_id, event_type, metadata, received_at)
+       JOIN webhook_endpoints e ON e.id = v.endpoint_id AND e.tenant_id = v.tenant_id
      ON CONFLICT (endpoint_id, provider_event_id) DO NOTHING
      RETURNING endpoint_id, provider_event_id`,
     params,
+  );
+  return new Set(result.rows.map((row) => `${row.endpoint_id}\u0000${row.provider_event_id}`));
+}
+
+/** Which of these (endpoint, provider event id) pairs were received already. */
+export async function findReceivedKeys(
+  db: SqlClient,
+  events: readonly NewWebhookEvent[],
+): Promise<Set<string>> {
+  const result = await db.query<{ endpoint_id: string; provider_event_id: string }>(
+    `SELECT endpoint_id, provider_event_id FROM webhook_events
+      WHERE (endpoint_id, provider_event_id) IN (
+        SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [events.map((e) => e.endpointId), events.map((e) => e.providerEventId)],
   );
   return new Set(result.rows.map((row) => `${row.endpoint_id}\u0000${row.provider_event_id}`));
 }

@@ -9,6 +9,7 @@ import {
   purgeDeadDelivery,
   replayDeadDelivery,
 } from "../../services/webhooks/outbound/dead-letters.js";
+import { insertAuditEvent } from "../../store/audit-repo.js";
 import { findDelivery } from "../../store/event-destinations-repo.js";
 import { CliError, printRows } from "../output.js";
 import { cliActor, withCore } from "./with-core.js";
@@ -90,7 +91,7 @@ async function listDead(
       rows.push({
         id: event.id,
         kind: "intake",
-        tenant: "",
+        tenant: event.tenant_id,
         type: event.type,
         target: event.endpoint_id,
         attempts: String(event.attempts),
@@ -136,7 +137,7 @@ async function actOn(core: Core, action: "replay" | "purge", id: string): Promis
       const delivery = await findDelivery(core.db, undefined, id);
       if (delivery === undefined) throw new CliError(`no such delivery: ${id}`);
       if (delivery.state !== "dead") throw new CliError(`${id} is not dead-lettered`);
-      await core.audit.record(core.db, {
+      const event = await core.audit.build({
         tenantId: delivery.tenant_id,
         actor,
         action: action === "replay" ? "event_delivery.replay" : "event_delivery.purge",
@@ -144,10 +145,15 @@ async function actOn(core: Core, action: "replay" | "purge", id: string): Promis
         outcome: "success",
         details: { destination: delivery.destination_id, type: delivery.event_type },
       });
-      const changed =
-        action === "replay"
-          ? await replayDeadDelivery(core.db, id, core.clock.now())
-          : await purgeDeadDelivery(core.db, id);
+      // The change and its audit event together, or neither.
+      const changed = await core.db.transaction(async (tx) => {
+        const done =
+          action === "replay"
+            ? await replayDeadDelivery(tx, id, core.clock.now())
+            : await purgeDeadDelivery(tx, id);
+        if (done) await insertAuditEvent(tx, event);
+        return done;
+      });
       if (!changed) throw new CliError(`${id} is not dead-lettered`);
       return `${id} (${delivery.event_type})`;
     }
@@ -169,20 +175,28 @@ async function purgeAll(
   tenantId: string | undefined,
 ): Promise<Record<Kind, number>> {
   const counts: Record<Kind, number> = { intake: 0, delivery: 0 };
-  // Audited first, with the scope of the purge; a purge that cannot be audited does not run.
-  await core.audit.record(core.db, {
-    tenantId,
-    actor: cliActor(),
-    action: kinds.includes("intake") ? "webhook_event.purge" : "event_delivery.purge",
-    objectId: undefined,
-    outcome: "success",
-    details: { all: true, kinds: kinds.join(","), tenant: tenantId ?? "*" },
-  });
-  if (kinds.includes("intake")) {
-    counts.intake = await purgeAllDead(core.db, "webhook_events", tenantId);
-  }
-  if (kinds.includes("delivery")) {
-    counts.delivery = await purgeAllDeadDeliveries(core.db, tenantId);
+  const actor = cliActor();
+  for (const kind of kinds) {
+    // Each purge and its audit event (with the count) in one transaction: a purge that cannot
+    // be audited does not happen, and the event says exactly what was deleted.
+    counts[kind] = await core.db.transaction(async (tx) => {
+      const deleted =
+        kind === "intake"
+          ? await purgeAllDead(tx, "webhook_events", tenantId)
+          : await purgeAllDeadDeliveries(tx, tenantId);
+      await insertAuditEvent(
+        tx,
+        await core.audit.build({
+          tenantId,
+          actor,
+          action: kind === "intake" ? "webhook_event.purge" : "event_delivery.purge",
+          objectId: undefined,
+          outcome: "success",
+          details: { all: true, tenant: tenantId ?? "*", deleted },
+        }),
+      );
+      return deleted;
+    });
   }
   return counts;
 }

@@ -8,7 +8,11 @@ import {
   verifyHmacWebhook,
 } from "../../webhooks/signatures/hmac.js";
 import type { PaypalCertificate } from "../../webhooks/signatures/paypal.js";
-import { paypalCertificate, verifyPaypalWebhook } from "../../webhooks/signatures/paypal.js";
+import {
+  parseTransmissionTime,
+  paypalCertificate,
+  verifyPaypalWebhook,
+} from "../../webhooks/signatures/paypal.js";
 import {
   STANDARD_WEBHOOK_HEADERS,
   standardWebhookSecret,
@@ -56,7 +60,18 @@ export interface StoredSecret {
 export type EndpointVerifier = (
   rawBody: Buffer,
   headers: WebhookHeaders,
-) => WebhookVerification<{ readonly headerEventId?: string }>;
+) => WebhookVerification<EndpointVerified>;
+
+export interface EndpointVerified {
+  /** Standard Webhooks: the signed `webhook-id` (the event's idempotency key). */
+  readonly headerEventId?: string;
+  /**
+   * PayPal: the transmission the signature covers. Its signature binds the body only through a
+   * CRC-32, which anyone can match with a few chosen bytes, so a transmission must be usable for
+   * one body only (WebhookService enforces it until the signature is stale).
+   */
+  readonly transmission?: { readonly id: string; readonly sentAtMs: number };
+}
 
 /** The tolerance for every timestamped scheme: 5 minutes both ways (issue 6). */
 export const TOLERANCE_SECONDS = 300;
@@ -260,7 +275,9 @@ export function endpointVerifier(
             clock,
             toleranceSeconds: TOLERANCE_SECONDS,
           });
-          return result.ok ? accept({}) : result;
+          if (!result.ok) return result;
+          const sentAtMs = parseTransmissionTime(result.value.transmissionTime) ?? 0;
+          return accept({ transmission: { id: result.value.transmissionId, sentAtMs } });
         },
       };
     }

@@ -15,9 +15,11 @@ export interface EventMetadata {
 }
 
 /** Provider event ids and types: printable ASCII, bounded (they become keys and log fields). */
-const EVENT_ID = /^[\x21-\x7e]{1,255}$/;
+const EVENT_ID = /^[\x21-\x7e]{1,256}$/;
 const EVENT_TYPE = /^[A-Za-z0-9_.:-]{1,100}$/;
 const MAX_METADATA_STRING = 100;
+/** Metadata numbers are amounts, counts and times in seconds; longer ones are not kept. */
+const MAX_METADATA_NUMBER = 1e12;
 
 /**
  * The scalar fields kept, per provider, as dotted paths in the body: identifiers, type, status,
@@ -82,11 +84,44 @@ export function refuseCardData(rawBody: Buffer): void {
 }
 
 export function containsCardNumber(text: string): boolean {
+  // Digits grouped by other separators (dots, tabs, slashes, underscores, several spaces) are
+  // read as one run too, as a person would read them.
+  const joined = text.replace(DIGIT_SEPARATORS, "");
+  return [text, ...(joined === text ? [] : [joined])].some((candidate) => cardLikeRun(candidate));
+}
+
+/** Separators between two digits that a card number may be written with. */
+const DIGIT_SEPARATORS = /(?<=[0-9])[\s.\-_/\\:,]{1,3}(?=[0-9])/g;
+
+function cardLikeRun(text: string): boolean {
   return findPanLikeRuns(text).some((span) => {
     const digits = text.slice(span.start, span.end).replace(/[^0-9]/g, "");
     const brand = detectBrand(digits);
     return brand !== "unknown" && brandRules(brand).lengths.includes(digits.length);
   });
+}
+
+/** A JSON number whose integer digits could be a card number (e.g. 4.242424242424242e15). */
+function numberLooksLikeCard(value: number): boolean {
+  if (!Number.isFinite(value) || Math.abs(value) < 1e12 || Math.abs(value) >= 1e20) return false;
+  return containsCardNumber(BigInt(Math.trunc(Math.abs(value))).toString());
+}
+
+/** True when `test` holds for any key or scalar value, at any depth (iterative: no recursion limit). */
+function someValue(root: unknown, test: (value: unknown) => boolean): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value !== null && typeof value === "object") {
+      if (Array.isArray(value)) stack.push(...value);
+      else
+        for (const [key, inner] of Object.entries(value)) {
+          if (test(key)) return true;
+          stack.push(inner);
+        }
+    } else if (test(value)) return true;
+  }
+  return false;
 }
 
 function at(value: unknown, path: string): unknown {
@@ -133,10 +168,27 @@ export function eventMetadata(
       detail: `the event type (${typeField}) is missing`,
     });
   }
+  // The raw scan missed what only parsing reveals: digits written as \u escapes, a number in
+  // exponent form, and the Standard Webhooks id header. Every decoded value is scanned too.
+  if (
+    (headerEventId !== undefined && containsCardNumber(headerEventId)) ||
+    someValue(body, (value) =>
+      typeof value === "string"
+        ? containsCardNumber(value)
+        : typeof value === "number" && numberLooksLikeCard(value),
+    )
+  ) {
+    throw new VaultError("WEBHOOK_CARD_DATA");
+  }
   const metadata: Record<string, MetadataValue> = {};
   for (const path of KEPT_FIELDS[provider]) {
     const value = at(body, path);
-    if (typeof value === "number" && Number.isFinite(value)) metadata[path] = value;
+    if (
+      typeof value === "number" &&
+      Number.isFinite(value) &&
+      Math.abs(value) < MAX_METADATA_NUMBER
+    )
+      metadata[path] = value;
     else if (typeof value === "boolean" || value === null) metadata[path] = value;
     else if (
       typeof value === "string" &&

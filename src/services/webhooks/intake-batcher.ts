@@ -1,10 +1,12 @@
 import type { Database } from "../../store/database.js";
 import type { NewWebhookEvent } from "../../store/webhook-events-repo.js";
-import { insertWebhookEvents } from "../../store/webhook-events-repo.js";
+import { findReceivedKeys, insertWebhookEvents } from "../../store/webhook-events-repo.js";
+
+export type IntakeOutcome = "queued" | "duplicate" | "endpoint_gone";
 
 interface Pending {
   readonly event: NewWebhookEvent;
-  readonly resolve: (inserted: boolean) => void;
+  readonly resolve: (outcome: IntakeOutcome) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -32,8 +34,11 @@ export class IntakeBatcher {
     private readonly onQueued: () => void,
   ) {}
 
-  /** Resolves true when this call queued the event, false when it was already received. */
-  add(event: NewWebhookEvent): Promise<boolean> {
+  /**
+   * Resolves "queued" when this call queued the event, "duplicate" when it was already received,
+   * "endpoint_gone" when the endpoint was deleted meanwhile (the row is not written).
+   */
+  add(event: NewWebhookEvent): Promise<IntakeOutcome> {
     return new Promise((resolve, reject) => {
       this.pending.push({ event, resolve, reject });
       if (!this.scheduled) {
@@ -59,9 +64,21 @@ export class IntakeBatcher {
     }
     try {
       const inserted = await insertWebhookEvents(this.db, [...firstByKey.values()]);
+      // Rows not inserted are duplicates, unless their endpoint was deleted since it was read
+      // (the INSERT skips those instead of failing the whole batch on the foreign key).
+      const missing = [...firstByKey.entries()].filter(([key]) => !inserted.has(key));
+      const known =
+        missing.length === 0
+          ? new Set<string>()
+          : await findReceivedKeys(
+              this.db,
+              missing.map(([, event]) => event),
+            );
       for (const { event, resolve } of batch) {
         const key = dedupeKey(event);
-        resolve(inserted.has(key) && firstByKey.get(key) === event);
+        if (inserted.has(key) && firstByKey.get(key) === event) resolve("queued");
+        else if (inserted.has(key) || known.has(key)) resolve("duplicate");
+        else resolve("endpoint_gone");
       }
       if (inserted.size > 0) this.onQueued();
     } catch (err) {

@@ -1,13 +1,16 @@
+import { createHash } from "node:crypto";
 import type { AuditAction } from "../../audit/audit-event.js";
 import { openEnvelope, sealEnvelope } from "../../crypto/envelope.js";
 import { newId } from "../../crypto/random.js";
 import { zeroize } from "../../crypto/secret.js";
+import type { ReplayGuard } from "../../ephemeral/replay-guard.js";
 import type { FieldError } from "../../errors/registry.js";
 import { VaultError } from "../../errors/registry.js";
 import type { KeyRing } from "../../keys/key-ring.js";
 import type { VaultMetrics } from "../../metrics/metrics.js";
 import type { QueueState, RetryPolicy } from "../../queue/queue-table.js";
 import { claimDue, complete, fail, purgeDead, replayDead } from "../../queue/queue-table.js";
+import { insertAuditEvent } from "../../store/audit-repo.js";
 import type { Database, SqlClient } from "../../store/database.js";
 import type { WebhookEndpointRow, WebhookProvider } from "../../store/webhook-endpoints-repo.js";
 import {
@@ -32,7 +35,13 @@ import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import type { Principal } from "../principal.js";
 import type { EndpointSettings, EndpointVerifier, StoredSecret } from "./endpoint-config.js";
-import { endpointVerifier, liveSecrets, secretIssue, settingsIssues } from "./endpoint-config.js";
+import {
+  endpointVerifier,
+  liveSecrets,
+  secretIssue,
+  settingsIssues,
+  TOLERANCE_SECONDS,
+} from "./endpoint-config.js";
 import { eventMetadata, refuseCardData } from "./event-metadata.js";
 import { IntakeBatcher } from "./intake-batcher.js";
 import { paymentEventType } from "./outbound/event-catalogue.js";
@@ -47,6 +56,8 @@ export interface WebhookServiceDeps {
   readonly events: EventDestinations;
   readonly retry: RetryPolicy;
   readonly maxBodyBytes: number;
+  /** One use per PayPal transmission (memory, or Redis shared by every node). */
+  readonly replay: ReplayGuard;
   /** How long an endpoint's verifier is reused before it is read again (rotations show within it). */
   readonly endpointCacheMs?: number;
 }
@@ -74,6 +85,7 @@ export interface EndpointView {
 
 export interface EventView {
   readonly id: string;
+  readonly tenant_id: string;
   readonly endpoint_id: string;
   readonly provider: string;
   readonly provider_event_id: string;
@@ -121,6 +133,11 @@ interface CachedEndpoint {
 const MAX_OVERLAP_SECONDS = 7 * 86_400;
 const DEFAULT_OVERLAP_SECONDS = 86_400;
 const MAX_CACHED_ENDPOINTS = 10_000;
+/** Live secrets an intake endpoint keeps: the current one and two still in their overlap. */
+export const MAX_LIVE_SECRETS = 3;
+const REJECTION_WINDOW_MS = 60_000;
+/** How long a verifier (or the absence of an endpoint) is reused before it is read again. */
+const DEFAULT_ENDPOINT_CACHE_MS = 2_000;
 
 /**
  * Webhook intake (issue 6): endpoints with their secrets sealed under the tenant's `webhook` DEK,
@@ -128,7 +145,9 @@ const MAX_CACHED_ENDPOINTS = 10_000;
  * event id, the queue (at-least-once processing with backoff) and its dead-letter queue.
  */
 export class WebhookService {
-  private readonly cache = new Map<string, CachedEndpoint>();
+  private readonly cache = new Map<string, CachedEndpoint | undefined>();
+  private readonly rejections = new Map<string, { since: number; count: number }>();
+  private readonly absent = new Map<string, number>();
   private readonly batcher: IntakeBatcher;
   private readonly handlers: EventHandler[] = [];
   private queuedListener: () => void = () => undefined;
@@ -252,7 +271,10 @@ export class WebhookService {
         // A secret already ending sooner keeps its earlier end.
         not_after: s.not_after !== undefined && s.not_after < end ? s.not_after : end,
       })),
-    ].filter((s) => s.not_after === undefined || Date.parse(s.not_after) > now.getTime());
+    ]
+      .filter((s) => s.not_after === undefined || Date.parse(s.not_after) > now.getTime())
+      // Each live secret costs an HMAC over the body for every forged request: keep a few.
+      .slice(0, MAX_LIVE_SECRETS);
     const sealed = await this.sealSecrets(row.tenant_id, row.id, secrets);
     const event = await this.deps.audit.build(
       this.auditInput(principal, "webhook_endpoint.rotate", id, { overlap_seconds: overlap }),
@@ -304,20 +326,16 @@ export class WebhookService {
     }
     const verified = endpoint.verify(rawBody, headers);
     if (!verified.ok) {
-      await this.deps.audit
-        .record(this.deps.db, {
-          tenantId: endpoint.tenantId,
-          actor: `webhook:${endpointId}`,
-          action: "webhook.rejected",
-          objectId: endpointId,
-          outcome: "failure",
-          details: {
-            reason: verified.reason,
-            ...(verified.header === undefined ? {} : { header: verified.header }),
-          },
-        })
-        .catch(() => undefined);
+      await this.auditRejection(endpoint.tenantId, endpointId, verified.reason);
       throw new WebhookRejected("WEBHOOK_SIGNATURE_INVALID", verified.reason);
+    }
+    const { transmission } = verified.value;
+    if (
+      transmission !== undefined &&
+      !(await this.firstBodyOf(endpointId, transmission, rawBody))
+    ) {
+      await this.auditRejection(endpoint.tenantId, endpointId, "transmission_reused");
+      throw new WebhookRejected("WEBHOOK_SIGNATURE_INVALID", "transmission_reused");
     }
     refuseCardData(rawBody);
     const meta = eventMetadata(
@@ -327,7 +345,7 @@ export class WebhookService {
       verified.value.headerEventId,
     );
     const id = newId("evt");
-    const queued = await this.batcher.add({
+    const outcome = await this.batcher.add({
       id,
       tenantId: endpoint.tenantId,
       endpointId,
@@ -337,7 +355,68 @@ export class WebhookService {
       metadata: meta.metadata,
       receivedAt: this.deps.clock.now(),
     });
-    return queued ? { id, duplicate: false } : { id: undefined, duplicate: true };
+    if (outcome === "endpoint_gone") throw new WebhookRejected("WEBHOOK_ENDPOINT_NOT_FOUND");
+    return outcome === "queued" ? { id, duplicate: false } : { id: undefined, duplicate: true };
+  }
+
+  /**
+   * True unless this PayPal transmission was already used with a different body. The signature
+   * covers the body only through its CRC-32, which can be matched for a forged body, so within
+   * the tolerance a captured transmission could otherwise carry any event. The same body again
+   * (a resend) passes, and is then acknowledged as a duplicate by its event id.
+   */
+  private async firstBodyOf(
+    endpointId: string,
+    transmission: { readonly id: string; readonly sentAtMs: number },
+    rawBody: Buffer,
+  ): Promise<boolean> {
+    const until = new Date(transmission.sentAtMs + TOLERANCE_SECONDS * 1000);
+    const namespace = `paypal.${endpointId}`;
+    const digest = createHash("sha256").update(rawBody).digest("base64url");
+    const first = await this.deps.replay.firstUse(namespace, transmission.id, until);
+    const firstWithThisBody = await this.deps.replay.firstUse(
+      namespace,
+      `${transmission.id}:${digest}`,
+      until,
+    );
+    return first || !firstWithThisBody;
+  }
+
+  /**
+   * One `webhook.rejected` audit event per endpoint and reason per minute, carrying how many
+   * refusals it stands for (PCI DSS 10.2.1.4). One row per forged request would let anyone who
+   * knows an endpoint id fill the append-only trail; refusals are also counted in the metrics.
+   */
+  private async auditRejection(
+    tenantId: string,
+    endpointId: string,
+    reason: string,
+  ): Promise<void> {
+    const key = `${endpointId}|${reason}`;
+    const now = this.deps.clock.now().getTime();
+    const window = this.rejections.get(key);
+    if (window !== undefined && now - window.since < REJECTION_WINDOW_MS) {
+      window.count += 1;
+      return;
+    }
+    const suppressed = window?.count ?? 0;
+    this.rejections.delete(key);
+    if (this.rejections.size >= MAX_CACHED_ENDPOINTS) {
+      const oldest = this.rejections.keys().next().value;
+      if (oldest !== undefined) this.rejections.delete(oldest);
+    }
+    this.rejections.set(key, { since: now, count: 0 });
+    await this.deps.audit
+      .record(this.deps.db, {
+        tenantId,
+        actor: `webhook:${endpointId}`,
+        action: "webhook.rejected",
+        objectId: endpointId,
+        outcome: "failure",
+        // `also_refused`: the refusals of the previous window that had no event of their own.
+        details: { reason, also_refused: suppressed },
+      })
+      .catch(() => undefined);
   }
 
   // --- events and the dead-letter queue -------------------------------------------------------
@@ -379,15 +458,15 @@ export class WebhookService {
    * Audited with the actor; another tenant's event is "not found".
    */
   async replay(actor: Actor, id: string): Promise<EventView> {
-    return this.deadLetterAction(actor, id, "webhook_event.replay", async (tenantId) =>
-      replayDead(this.deps.db, "webhook_events", tenantId, id, this.deps.clock.now()),
+    return this.deadLetterAction(actor, id, "webhook_event.replay", async (tx, tenantId) =>
+      replayDead(tx, "webhook_events", tenantId, id, this.deps.clock.now()),
     );
   }
 
   /** Deletes a dead event (it will not be processed). */
   async purge(actor: Actor, id: string): Promise<EventView> {
-    return this.deadLetterAction(actor, id, "webhook_event.purge", async (tenantId) =>
-      purgeDead(this.deps.db, "webhook_events", tenantId, id),
+    return this.deadLetterAction(actor, id, "webhook_event.purge", async (tx, tenantId) =>
+      purgeDead(tx, "webhook_events", tenantId, id),
     );
   }
 
@@ -395,13 +474,12 @@ export class WebhookService {
     actor: Actor,
     id: string,
     action: AuditAction,
-    change: (tenantId: string | undefined) => Promise<boolean>,
+    change: (tx: SqlClient, tenantId: string | undefined) => Promise<boolean>,
   ): Promise<EventView> {
     const row = await findWebhookEvent(this.deps.db, id, actor.tenantId);
     if (row === undefined) throw new VaultError("WEBHOOK_EVENT_NOT_FOUND");
     if (row.state !== "dead") throw new VaultError("NOT_DEAD_LETTERED");
-    // The audit event first: a DLQ change that cannot be audited does not happen.
-    await this.deps.audit.record(this.deps.db, {
+    const event = await this.deps.audit.build({
       tenantId: row.tenant_id,
       actor: actor.name,
       action,
@@ -409,7 +487,14 @@ export class WebhookService {
       outcome: "success",
       details: { endpoint: row.endpoint_id, type: row.event_type },
     });
-    if (!(await change(actor.tenantId))) throw new VaultError("NOT_DEAD_LETTERED");
+    // The change and its audit event in one transaction: of two concurrent replays one changes
+    // the row and is audited, the other is told 409 and leaves no trace of a change.
+    const changed = await this.deps.db.transaction(async (tx) => {
+      if (!(await change(tx, actor.tenantId))) return false;
+      await insertAuditEvent(tx, event);
+      return true;
+    });
+    if (!changed) throw new VaultError("NOT_DEAD_LETTERED");
     if (action === "webhook_event.replay") this.queuedListener();
     return eventView(
       action === "webhook_event.replay" ? { ...row, state: "queued", attempts: 0 } : row,
@@ -430,6 +515,7 @@ export class WebhookService {
       WEBHOOK_EVENT_COLUMNS,
       now,
       limit,
+      this.deps.retry.maxAttempts,
     );
     for (const row of rows) {
       try {
@@ -449,7 +535,7 @@ export class WebhookService {
               ...row.metadata,
             },
           });
-          if (!(await complete(tx, "webhook_events", row.id, this.deps.clock.now()))) {
+          if (!(await complete(tx, "webhook_events", row, this.deps.clock.now()))) {
             // Another worker took it after our lease ran out; its outcome stands.
             throw new LeaseLost();
           }
@@ -485,12 +571,22 @@ export class WebhookService {
 
   private async cachedEndpoint(id: string): Promise<CachedEndpoint | undefined> {
     const now = Date.now();
-    const hit = this.cache.get(id);
-    if (hit !== undefined && hit.until > now) return hit;
-    if (hit !== undefined) this.forget(id);
+    const ttl = this.deps.endpointCacheMs ?? DEFAULT_ENDPOINT_CACHE_MS;
+    if (this.cache.has(id)) {
+      const hit = this.cache.get(id);
+      const absentUntil = this.absent.get(id) ?? 0;
+      if (hit !== undefined && hit.until > now) return hit;
+      if (hit === undefined && absentUntil > now) return undefined;
+      this.forget(id);
+    }
     if (!/^whe_[A-Za-z0-9]{1,64}$/.test(id)) return undefined;
     const row = await findWebhookEndpoint(this.deps.db, id);
-    if (row === undefined || row.status !== "active") return undefined;
+    if (row === undefined || row.status !== "active") {
+      // Remembered briefly too, so a flood of requests to unknown ids is not a query each.
+      this.remember(id, undefined);
+      this.absent.set(id, now + ttl);
+      return undefined;
+    }
     const secrets = await this.openSecrets(row);
     const { verify, dispose } = endpointVerifier(
       row.provider,
@@ -504,21 +600,28 @@ export class WebhookService {
       settings: row.settings as EndpointSettings,
       verify,
       dispose,
-      until: now + (this.deps.endpointCacheMs ?? 2_000),
+      until: now + ttl,
     };
+    this.remember(id, entry);
+    return entry;
+  }
+
+  private remember(id: string, entry: CachedEndpoint | undefined): void {
+    // Two misses at once both build a verifier: the one replaced is disposed, not leaked.
+    this.forget(id);
     if (this.cache.size >= MAX_CACHED_ENDPOINTS) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.forget(oldest);
     }
     this.cache.set(id, entry);
-    return entry;
   }
 
   private forget(id: string): void {
     const hit = this.cache.get(id);
-    if (hit === undefined) return;
     this.cache.delete(id);
-    hit.dispose();
+    this.absent.delete(id);
+    // Zeroed a little later: a request that already holds this verifier may still be using it.
+    if (hit !== undefined) setTimeout(hit.dispose, 5_000).unref();
   }
 
   private async sealSecrets(
@@ -613,6 +716,7 @@ function failureCode(err: unknown): string {
 function eventView(row: WebhookEventRow): EventView {
   return {
     id: row.id,
+    tenant_id: row.tenant_id,
     endpoint_id: row.endpoint_id,
     provider: row.provider,
     provider_event_id: row.provider_event_id,

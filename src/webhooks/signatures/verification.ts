@@ -21,7 +21,9 @@ export type WebhookRejectReason =
   /** PayPal: the certificate URL names no configured certificate (nothing is ever fetched). */
   | "untrusted_certificate"
   /** PayPal: the configured certificate is outside its validity period at the clock's time. */
-  | "certificate_not_valid_now";
+  | "certificate_not_valid_now"
+  /** PayPal: this transmission's signature was already used with another body (a forgery). */
+  | "transmission_reused";
 
 export interface WebhookRejection {
   readonly ok: false;

@@ -82,7 +82,12 @@ describe("payvault webhooks dlq", () => {
         ok(await cli("webhooks", "dlq", "list", "--kind", "intake", "--json")).stdout,
       ) as DeadRow[];
       expect(listed.map((r) => r.id).sort()).toEqual([...eventIds].sort());
-      expect(listed[0]).toMatchObject({ kind: "intake", type: "charge.failed", attempts: "8" });
+      expect(listed[0]).toMatchObject({
+        kind: "intake",
+        tenant: tenantId,
+        type: "charge.failed",
+        attempts: "8",
+      });
       expect(ok(await cli("webhooks", "dlq", "replay", eventIds[0] as string)).stdout).toContain(
         "queued again",
       );
@@ -116,6 +121,16 @@ describe("payvault webhooks dlq", () => {
           ["webhook_event.purge", null],
         ]);
         for (const a of audited) expect(a.actor).toMatch(/^cli:/);
+        // The purge of everything says how much it deleted, per kind.
+        const purges = (
+          await core.db.query<{ action: string; details: Record<string, unknown> }>(
+            "SELECT action, details FROM audit_events WHERE details ? 'all' ORDER BY occurred_at, id",
+          )
+        ).rows;
+        expect(purges).toEqual([
+          { action: "webhook_event.purge", details: { all: true, tenant: tenantId, deleted: 1 } },
+          { action: "event_delivery.purge", details: { all: true, tenant: tenantId, deleted: 0 } },
+        ]);
       });
     },
     SLOW,

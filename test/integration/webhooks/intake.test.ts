@@ -6,6 +6,7 @@ import { join } from "node:path";
 import Stripe from "stripe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SecretBytes } from "../../../src/crypto/secret.js";
+import { crc32 } from "../../../src/webhooks/signatures/crc32.js";
 import { paypalSignedString } from "../../../src/webhooks/signatures/paypal.js";
 import { signStandardWebhook } from "../../../src/webhooks/signatures/standard-webhooks.js";
 import {
@@ -22,6 +23,35 @@ import type { TestVault } from "../../support/vault-harness.js";
 import { startTestVault } from "../../support/vault-harness.js";
 
 const stripe = new Stripe("sk_test_payvault_intake_tests");
+
+/**
+ * `prefix` plus four bytes chosen so that the CRC-32 of the result is `target` (CRC-32 is
+ * linear: the last four table lookups are solved backwards, then the bytes that select them).
+ */
+function withCrc32(prefix: Buffer, target: number): Buffer {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  const byTopByte = new Map<number, number>();
+  for (let n = 0; n < 256; n++) byTopByte.set((table[n] as number) >>> 24, n);
+  const indices: number[] = [];
+  let r = ~target >>> 0;
+  for (let i = 0; i < 4; i++) {
+    const k = byTopByte.get(r >>> 24) as number;
+    indices.unshift(k);
+    r = ((r ^ (table[k] as number)) << 8) >>> 0;
+  }
+  let reg = ~crc32(prefix) >>> 0;
+  const tail = Buffer.alloc(4);
+  indices.forEach((k, i) => {
+    tail[i] = (reg ^ k) & 0xff;
+    reg = ((reg >>> 8) ^ (table[k] as number)) >>> 0;
+  });
+  return Buffer.concat([prefix, tail]);
+}
 const STRIPE_SECRET = "whsec_payvaultIntakeTestSecret0001";
 const STRIPE_SECRET_2 = "whsec_payvaultIntakeTestSecret0002";
 const STANDARD_SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
@@ -269,13 +299,86 @@ for (const driver of DRIVERS) {
       );
       expect(await eventRows(stripeEndpoint)).toHaveLength(before);
       expect(await counted()).toBe(countBefore + 4);
+      // One audit event per endpoint and reason per minute: the first of each reason here
+      // (missing_header, malformed_header; signature_mismatch twice), never one per request.
       const audited = await auditRows(vault, "webhook.rejected");
-      expect(audited.length).toBe(auditBefore + 4);
-      expect(audited.at(-1)).toMatchObject({
-        object_id: stripeEndpoint,
-        outcome: "failure",
+      const added = audited.slice(auditBefore);
+      expect(added.map((e) => e.details.reason).sort()).toEqual([
+        "malformed_header",
+        "missing_header",
+        "signature_mismatch",
+      ]);
+      for (const event of added)
+        expect(event).toMatchObject({ object_id: stripeEndpoint, outcome: "failure" });
+      // A flood of forgeries adds nothing to the trail within the minute...
+      for (let i = 0; i < 20; i++) {
+        await post(`/v1/webhooks/stripe/${stripeEndpoint}`, body, {
+          "stripe-signature": stripeHeader(body, STRIPE_SECRET_2),
+        });
+      }
+      expect(await auditRows(vault, "webhook.rejected")).toHaveLength(audited.length);
+      expect(await counted()).toBe(countBefore + 24);
+      // ...and the next window's first event carries how many it stood for.
+      clock.advance(61_000);
+      await post(`/v1/webhooks/stripe/${stripeEndpoint}`, body, {
+        "stripe-signature": stripeHeader(body, STRIPE_SECRET_2),
+      });
+      const after = await auditRows(vault, "webhook.rejected");
+      expect(after).toHaveLength(audited.length + 1);
+      expect(after.at(-1)?.details).toMatchObject({
+        reason: "signature_mismatch",
+        also_refused: 21,
       });
       expect(vault.logs.text).not.toContain(MARKER);
+    });
+
+    it("refuses card numbers that only parsing reveals: escapes, exponents, other separators, the id header", async () => {
+      const before = (await eventRows(stripeEndpoint)).length;
+      const bodies = [
+        // \u escapes in the event id: no digit run in the raw text.
+        `{"id":"\\u0034242424242424242","type":"charge.succeeded"}`,
+        // A number in exponent form.
+        `{"id":"evt_exp","type":"charge.succeeded","data":{"object":{"amount":4.242424242424242e15}}}`,
+        // Dots and tabs between the groups.
+        `{"id":"evt_dots","type":"charge.succeeded","data":{"object":{"status":"4242.4242.4242.4242"}}}`,
+        `{"id":"evt_tabs","type":"charge.succeeded","note":"4242\\t4242\\t4242\\t4242"}`,
+        // In a key.
+        `{"id":"evt_key","type":"charge.succeeded","data":{"4242424242424242":true}}`,
+      ];
+      for (const body of bodies) {
+        const res = await post(`/v1/webhooks/stripe/${stripeEndpoint}`, body, {
+          "stripe-signature": stripeHeader(body),
+        });
+        expectProblem(res, "WEBHOOK_CARD_DATA");
+      }
+      expect(await eventRows(stripeEndpoint)).toHaveLength(before);
+      // The Standard Webhooks id header is the stored event id: it is scanned too.
+      const standard = await createEndpoint(manager, {
+        provider: "standard",
+        secret: STANDARD_SECRET,
+      });
+      const body = Buffer.from('{"type":"payment.succeeded","data":{"id":"pay_2"}}');
+      const headers = signStandardWebhook(body, {
+        id: CARDS.visa,
+        secrets: [SecretBytes.copyOf(Buffer.alloc(32, 7))],
+        clock,
+      });
+      expectProblem(await post(standard.intake_path, body, { ...headers }), "WEBHOOK_CARD_DATA");
+      expect(await eventRows(standard.id)).toHaveLength(0);
+      // Long numbers are not kept as metadata (amounts and times in seconds are).
+      const big =
+        '{"id":"evt_big_amount","type":"charge.succeeded","data":{"object":{"amount":1234567890123}}}';
+      expect(
+        (
+          await post(`/v1/webhooks/stripe/${stripeEndpoint}`, big, {
+            "stripe-signature": stripeHeader(big),
+          })
+        ).statusCode,
+      ).toBe(200);
+      const row = (await eventRows(stripeEndpoint)).find(
+        (r) => r.provider_event_id === "evt_big_amount",
+      );
+      expect(JSON.parse(row?.row ?? "{}").metadata).not.toHaveProperty("data.object.amount");
     });
 
     it("refuses a payload carrying a card number with 422 and stores nothing", async () => {
@@ -466,6 +569,29 @@ for (const driver of DRIVERS) {
           "paypal-cert-url": "https://attacker.example/cert.pem",
         });
         expectProblem(otherCert, "WEBHOOK_SIGNATURE_INVALID");
+        // The signature binds the body only through its CRC-32: a forged body with four chosen
+        // bytes has the same CRC and verifies. The transmission was used: it is refused.
+        const forged = withCrc32(
+          Buffer.from(
+            '{"id":"WH-EVT-FORGED","event_type":"PAYMENT.CAPTURE.COMPLETED","resource":{"id":"cap_9"}}',
+          ),
+          crc32(body),
+        );
+        expect(crc32(forged)).toBe(crc32(body));
+        const reused = await post(endpoint.intake_path, forged, headers);
+        expect(expectProblem(reused, "WEBHOOK_SIGNATURE_INVALID").detail).toBe(
+          "reason: transmission_reused",
+        );
+        // The same request again (a resend) is a duplicate, acknowledged.
+        const resend = await post(endpoint.intake_path, body, headers);
+        expect(resend.statusCode, resend.body).toBe(200);
+        expect(resend.json()).toMatchObject({ duplicate: true });
+        expect((await eventRows(endpoint.id)).map((r) => r.provider_event_id)).toEqual([
+          "WH-EVT-1",
+        ]);
+        // Outside the 300 s tolerance the transmission is refused on its time alone.
+        clock.advance(301_000);
+        expectProblem(await post(endpoint.intake_path, body, headers), "WEBHOOK_SIGNATURE_INVALID");
       });
     });
 
@@ -611,7 +737,66 @@ for (const driver of DRIVERS) {
       failing = false;
     });
 
+    it("keeps at most three live secrets however often it is rotated", async () => {
+      const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
+      for (let i = 0; i < 5; i++) {
+        const res = await vault.app.inject({
+          method: "POST",
+          url: `/v1/webhook-endpoints/${endpoint.id}/secrets`,
+          headers: auth(manager),
+          payload: { secret: `whsec_payvaultRotationSecret00${i}`, overlap_seconds: 3600 },
+        });
+        expect(res.statusCode, res.body).toBe(200);
+        expect((res.json() as { secrets: unknown[] }).secrets.length).toBe(Math.min(i + 2, 3));
+      }
+      // The newest and the two before it verify; the first secret no longer does.
+      const body = stripeEvent("evt_capped");
+      expectProblem(
+        await post(endpoint.intake_path, body, { "stripe-signature": stripeHeader(body) }),
+        "WEBHOOK_SIGNATURE_INVALID",
+      );
+      expect(
+        (
+          await post(endpoint.intake_path, body, {
+            "stripe-signature": stripeHeader(body, "whsec_payvaultRotationSecret002"),
+          })
+        ).statusCode,
+      ).toBe(200);
+    });
+
+    it("never shows or changes another tenant's events", async () => {
+      const body = stripeEvent("evt_isolation");
+      const queued = await post(`/v1/webhooks/stripe/${stripeEndpoint}`, body, {
+        "stripe-signature": stripeHeader(body),
+      });
+      const id = (queued.json() as { id: string }).id;
+      for (const [method, url] of [
+        ["GET", `/v1/webhook-events/${id}`],
+        ["DELETE", `/v1/webhook-events/${id}`],
+        ["POST", `/v1/webhook-events/${id}/replay`],
+      ] as const) {
+        expectProblem(
+          await vault.app.inject({ method, url, headers: auth(otherManager) }),
+          "WEBHOOK_EVENT_NOT_FOUND",
+        );
+      }
+      const listed = await vault.app.inject({
+        method: "GET",
+        url: `/v1/webhook-events?endpoint_id=${stripeEndpoint}`,
+        headers: auth(otherManager),
+      });
+      expect(listed.statusCode).toBe(200);
+      expect((listed.json() as { data: unknown[] }).data).toEqual([]);
+      const mine = await vault.app.inject({
+        method: "GET",
+        url: `/v1/webhook-events/${id}`,
+        headers: auth(manager),
+      });
+      expect(mine.json()).toMatchObject({ id, provider_event_id: "evt_isolation" });
+    });
+
     it("takes a row again when a worker's lease lapsed (at-least-once)", async () => {
+      while ((await vault.core.webhooks.processDue(100)) > 0);
       const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
       const body = stripeEvent("evt_lease_1");
       await post(endpoint.intake_path, body, { "stripe-signature": stripeHeader(body) });

@@ -47,6 +47,7 @@ export async function deliverDue(deps: DeliveryDeps, limit: number): Promise<num
     CLAIMED_DELIVERY_COLUMNS,
     deps.clock.now(),
     limit,
+    deps.retry.maxAttempts,
   );
   if (claimed.length === 0) return 0;
   const ids = [...new Set(claimed.map((row) => row.destination_id))];
@@ -124,7 +125,7 @@ async function attemptDelivery(
 async function settle(deps: DeliveryDeps, row: ClaimedDelivery, attempt: Attempt): Promise<void> {
   const now = deps.clock.now();
   if (attempt.ok) {
-    if (await complete(deps.db, "event_deliveries", row.id, now, { lastStatus: attempt.status })) {
+    if (await complete(deps.db, "event_deliveries", row, now, { lastStatus: attempt.status })) {
       deps.metrics.eventDeliveries.inc({ outcome: "done" });
     }
     return;
