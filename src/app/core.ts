@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import type { Config } from "../config/config.js";
 import { CvcStore } from "../ephemeral/cvc-store.js";
 import type { EphemeralStore } from "../ephemeral/ephemeral-store.js";
@@ -282,7 +283,9 @@ export async function openCore(config: Config, overrides: CoreOverrides = {}): P
         ...(overrides.resolver === undefined ? {} : { resolver: overrides.resolver }),
         ...(config.outbound.caFile === undefined
           ? {}
-          : { ca: readFileSync(config.outbound.caFile, "utf8") }),
+          : // Added to the bundled roots, not replacing them: merchants' endpoints keep
+            // public certificates while a private processor (or the sandbox) is trusted too.
+            { ca: [...rootCertificates, readFileSync(config.outbound.caFile, "utf8")] }),
       });
       return outbound(request, allowlist);
     };

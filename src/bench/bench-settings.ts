@@ -30,6 +30,21 @@ export interface BenchSettings {
    * Generous; a wrk thread that runs out stops and the results say so.
    */
   readonly captureRateEstimate: number;
+  /**
+   * Webhook events per second a peak intake run is sized for (its signed events are made
+   * beforehand: rate × seconds × 1.3). Generous; a wrk thread that runs out stops.
+   */
+  readonly webhookRateEstimate: number;
+  /**
+   * The rate both fixed-rate forward runs hold (`processor-direct@fixed`, `forward@fixed`): low
+   * enough that neither server queues, so their p50 difference is the vault's overhead.
+   */
+  readonly forwardRate: number;
+  /**
+   * BENCH_FORWARD_HOST: the name the vault calls the processor by, `localhost` (default: resolved
+   * on every forward, as a processor's name is) or `127.0.0.1` (no resolution: what DNS costs).
+   */
+  readonly forwardHost: "localhost" | "127.0.0.1";
   /** Load-generator threads; one leaves the most CPU to the server on a 2-core machine. */
   readonly threads: number;
   /** Only these scenarios (and what they need), or all when empty. */
@@ -68,6 +83,9 @@ export function loadBenchSettings(): BenchSettings {
     batchSize: positive("BENCH_BATCH_SIZE", 1000, 1000),
     revealTokens: positive("BENCH_REVEAL_TOKENS", 10_000, 1_000_000),
     captureRateEstimate: positive("BENCH_CAPTURE_RATE_ESTIMATE", 4000, 100_000),
+    webhookRateEstimate: positive("BENCH_WEBHOOK_RATE_ESTIMATE", 6000, 100_000),
+    forwardRate: positive("BENCH_FORWARD_RATE", 200, 100_000),
+    forwardHost: forwardHost(process.env.BENCH_FORWARD_HOST ?? "localhost"),
     threads: positive("BENCH_THREADS", 1, 16),
     only: (process.env.BENCH_ONLY ?? "")
       .split(",")
@@ -78,6 +96,13 @@ export function loadBenchSettings(): BenchSettings {
     profile: process.env.BENCH_PROFILE === "1",
     outDir: process.env.BENCH_OUT_DIR || "bench-results",
   };
+}
+
+function forwardHost(raw: string): BenchSettings["forwardHost"] {
+  if (raw !== "localhost" && raw !== "127.0.0.1") {
+    throw new Error("BENCH_FORWARD_HOST must be localhost or 127.0.0.1");
+  }
+  return raw;
 }
 
 function drivers(): Driver[] {

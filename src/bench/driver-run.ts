@@ -1,13 +1,17 @@
+import { lookup } from "node:dns/promises";
 import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { wanted } from "./bench-plan.js";
 import type { BenchSettings, Driver } from "./bench-settings.js";
 import type { ProfileSummary } from "./cpu-profile.js";
 import { readProfileIn, summarise } from "./cpu-profile.js";
 import { PostgresSchema, postgresVersion } from "./postgres-schema.js";
 import type { MemoryStatus } from "./proc-status.js";
 import { memoryOf } from "./proc-status.js";
+import type { ProcessorCertificate } from "./processor-certificate.js";
+import { makeProcessorCertificate } from "./processor-certificate.js";
 import { runScenarios } from "./run-scenarios.js";
 import type { ScenarioResult } from "./scenario.js";
 import { readBootstrapKey } from "./seed-data.js";
@@ -121,24 +125,75 @@ interface RunInput {
   readonly stores: Stores;
 }
 
-/** Starts both servers (pushing each onto `servers`, so the caller can always stop them). */
+/** Whether this run has a forward scenario (and so needs the local processor). */
+function forwarding(settings: BenchSettings): boolean {
+  return wanted(settings, "forward") || wanted(settings, "processor-direct");
+}
+
+/**
+ * The bench's processor (processor-server.ts), a process of its own on 127.0.0.1 with a
+ * certificate for localhost that the vault is told to trust.
+ */
+async function startProcessor(workDir: string, cert: ProcessorCertificate) {
+  const port = await freePort();
+  return startServerProcess({
+    name: "processor",
+    script: join(DIST, "bench/processor-server.js"),
+    args: [],
+    nodeArgs: [],
+    env: {
+      BENCH_PROCESSOR_HOST: "127.0.0.1",
+      BENCH_PROCESSOR_PORT: String(port),
+      BENCH_PROCESSOR_CERT: cert.certFile,
+      BENCH_PROCESSOR_KEY: cert.keyFile,
+    },
+    port,
+    logFile: join(workDir, "processor.log"),
+  });
+}
+
+/**
+ * The host name the vault calls the processor by: BENCH_FORWARD_HOST (`localhost`, resolved by
+ * the vault on every forward as a processor's name would be), unless `localhost` does not
+ * resolve to 127.0.0.1 first, where the processor listens; then the address itself.
+ */
+async function processorHostName(settings: BenchSettings): Promise<string> {
+  if (settings.forwardHost === "127.0.0.1") return "127.0.0.1";
+  const first = await lookup("localhost", { verbatim: true }).catch(() => undefined);
+  if (first?.address === "127.0.0.1") return "localhost";
+  process.stderr.write(
+    "bench: localhost does not resolve to 127.0.0.1 first; forwarding to 127.0.0.1\n",
+  );
+  return "127.0.0.1";
+}
+
+/** Starts the servers (pushing each onto `servers`, so the caller can always stop them). */
 async function measure(input: RunInput, servers: ServerProcess[]): Promise<DriverRun> {
   const { driver, settings, cards, workDir, stores } = input;
   const profileDir = join(workDir, "profile");
   const profiling = settings.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const env = settings.serverEnv;
-  await initialise(workDir, stores, env);
-  const vault = await startServer("vault", workDir, stores.vaultUrl, profiling, env);
+  const cert = forwarding(settings) ? await makeProcessorCertificate(workDir) : undefined;
+  // Forwarding to the processor on this machine: loopback allowed, its certificate the one CA.
+  const vaultEnv =
+    cert === undefined
+      ? env
+      : { ...env, PAYVAULT_OUTBOUND_ALLOW_LOOPBACK: "1", PAYVAULT_OUTBOUND_CA_FILE: cert.certFile };
+  await initialise(workDir, stores, vaultEnv, env);
+  const vault = await startServer("vault", workDir, stores.vaultUrl, profiling, vaultEnv);
   servers.push(vault);
   const baseline = await startServer("baseline", workDir, stores.bareUrl, [], env);
   servers.push(baseline);
+  const processor = cert === undefined ? undefined : await startProcessor(workDir, cert);
+  if (processor !== undefined) servers.push(processor);
   const memoryAfterStart = await memoryOfBoth(vault, baseline);
   const key = await readBootstrapKey(join(workDir, "vault"));
   const connections = settings.connections[driver];
   const scenarios = await runScenarios({
     settings,
     connections,
-    servers: { vault, baseline },
+    servers: { vault, baseline, processor },
+    processorHost: processor === undefined ? undefined : await processorHostName(settings),
     authorization: `Bearer ${key}`,
     cards,
     workDir,
@@ -165,8 +220,13 @@ async function measure(input: RunInput, servers: ServerProcess[]): Promise<Drive
  * The first start makes the store, schema and bootstrap key (PGlite's initdb alone peaks near
  * 800 MB RSS); the measured servers are restarts on that data, as a vault spends its life.
  */
-async function initialise(workDir: string, stores: Stores, env: Readonly<Record<string, string>>) {
-  await (await startServer("vault", workDir, stores.vaultUrl, [], env)).stop();
+async function initialise(
+  workDir: string,
+  stores: Stores,
+  vaultEnv: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>>,
+) {
+  await (await startServer("vault", workDir, stores.vaultUrl, [], vaultEnv)).stop();
   await (await startServer("baseline", workDir, stores.bareUrl, [], env)).stop();
 }
 

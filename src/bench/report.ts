@@ -1,6 +1,13 @@
 import type { BenchSettings } from "./bench-settings.js";
 import type { DriverRun } from "./driver-run.js";
-import { BASELINE_OF, checkTargets, failedOf, ranOutOf, ratioToBaseline } from "./targets.js";
+import {
+  BASELINE_OF,
+  checkTargets,
+  failedOf,
+  forwardOverheadMs,
+  ranOutOf,
+  ratioToBaseline,
+} from "./targets.js";
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -18,7 +25,7 @@ function scenarioRows(run: DriverRun): string[][] {
     const measured =
       s.itemsPerSecond === undefined
         ? `${fmt(s.okPerSecond)} req/s`
-        : `${fmt(s.itemsPerSecond)} cards/s`;
+        : `${fmt(s.itemsPerSecond)} ${s.itemUnit ?? "items"}/s`;
     // A run that ran out of bodies stopped early: its rate is understated.
     const rate = ranOutOf(s) > 0 ? `${measured} RAN OUT OF BODIES` : measured;
     return [
@@ -50,9 +57,8 @@ export function formatDriverRun(run: DriverRun, settings: BenchSettings, tool: s
     ["target", "", "measured", "met"],
     checkTargets(run).map((t) => [t.target, "", t.measured, metText(t.met)]),
   );
-  return [head, "", scenarios, "", memoryLine(run), "", targets, failures(run)]
-    .filter((part) => part !== undefined)
-    .join("\n");
+  const sections = [head, "", scenarios, "", memoryLine(run), webhookLine(run), forwardLines(run)];
+  return [...sections, "", targets, failures(run)].filter((part) => part !== undefined).join("\n");
 }
 
 const SCENARIO_COLUMNS = [
@@ -83,6 +89,49 @@ function memoryLine(run: DriverRun): string {
       : `${name}: peak ${fmt(m.peakRssMB)} MB (${fmt(started)} MB once started, ${fmt(m.rssMB)} MB at the end)`;
   });
   return `server RSS — ${parts.join("; ")}`;
+}
+
+/** Webhook intake: events queued, replays acknowledged as duplicates, the worker's backlog. */
+function webhookLine(run: DriverRun): string | undefined {
+  const s = run.scenarios.find((r) => r.name === "webhook-intake");
+  if (s === undefined || s.itemsPerSecond === undefined) return undefined;
+  const queued = Math.round(s.itemsPerSecond * s.seconds);
+  const duplicates = Math.max(0, s.responses - s.failures.status - queued);
+  const drain =
+    s.queueDrainSeconds === undefined
+      ? "still processing when the wait ended"
+      : `processed by the vault's worker ${s.queueDrainSeconds} s after the run`;
+  return `\nwebhook intake: ${fmt(queued)} events queued in ${s.seconds.toFixed(1)} s (${fmt(s.itemsPerSecond)}/s), ${fmt(duplicates)} acknowledged as duplicates; the backlog ${drain}`;
+}
+
+const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)}`;
+
+/**
+ * The forward comparison in one place: p50/p99 through the vault and directly, and the
+ * difference, at the fixed rate (the overhead target) and at peak (queueing included).
+ */
+function forwardLines(run: DriverRun): string | undefined {
+  const lines = (["fixed", "peak"] as const).flatMap((at) => {
+    const suffix = at === "fixed" ? "@fixed" : "";
+    const forward = run.scenarios.find((s) => s.name === `forward${suffix}`);
+    const direct = run.scenarios.find((s) => s.name === `processor-direct${suffix}`);
+    const overhead = forwardOverheadMs(run, at);
+    if (forward === undefined || direct === undefined || overhead === undefined) return [];
+    const rate =
+      at === "fixed"
+        ? `held ${fmt(forward.targetRate)} req/s`
+        : `peak ${fmt(forward.okPerSecond)} vs ${fmt(direct.okPerSecond)} req/s`;
+    return [
+      `  ${at === "fixed" ? "fixed rate" : "peak"} (${rate}): p50 ${forward.latencyMs.p50.toFixed(2)} vs ` +
+        `${direct.latencyMs.p50.toFixed(2)} ms (${signed(overhead.p50)}), p99 ` +
+        `${forward.latencyMs.p99.toFixed(2)} vs ${direct.latencyMs.p99.toFixed(2)} ms (${signed(overhead.p99)})`,
+    ];
+  });
+  return lines.length === 0
+    ? undefined
+    : ["", "forward overhead (through the vault vs directly to the processor):", ...lines].join(
+        "\n",
+      );
 }
 
 function failures(run: DriverRun): string | undefined {

@@ -1,28 +1,43 @@
 import { join } from "node:path";
 import type { PeakName, PlanResources, ScenarioName } from "./bench-plan.js";
-import { HALF_RATE_OF, halfRateScenario, peakScenario, wanted } from "./bench-plan.js";
+import {
+  FIXED_RATE_OF,
+  HALF_RATE_OF,
+  halfRateScenario,
+  peakScenario,
+  wanted,
+} from "./bench-plan.js";
 import { CaptureBodies } from "./capture-bodies.js";
+import { checkForward, setUpForward } from "./forward-bodies.js";
 import type { ScenarioContext, ScenarioResult } from "./scenario.js";
-import { runScenario } from "./scenario.js";
+import { runScenario, serverOf } from "./scenario.js";
 import { seedBareRows, seedVaultTokens } from "./seed-data.js";
 import { failedOf } from "./targets.js";
+import { WebhookBodies } from "./webhook-bodies.js";
+import { waitForDrain } from "./webhook-drain.js";
 
 const PEAKS = [
   "echo",
   "bare-insert",
   "tokenize",
+  "webhook-intake",
   "capture",
   "batch-tokenize",
   "bare-select",
   "reveal",
+  "processor-direct",
+  "forward",
 ] as const satisfies readonly ScenarioName[];
+
+/** The public test card both forward scenarios charge (docs: test-cards.json, Visa success). */
+const FORWARD_CARD_NUMBER = "4242424242424242";
 
 function report(result: ScenarioResult): void {
   const rate = result.itemsPerSecond ?? result.okPerSecond;
-  const unit = result.itemsPerSecond === undefined ? "req/s" : "cards/s";
+  const unit = result.itemUnit === undefined ? "req/s" : `${result.itemUnit}/s`;
   const failed = failedOf(result);
   process.stderr.write(
-    `  ${result.name.padEnd(15)} ${Math.round(rate).toLocaleString("en-US").padStart(8)} ${unit}` +
+    `  ${result.name.padEnd(22)} ${Math.round(rate).toLocaleString("en-US").padStart(8)} ${unit}` +
       `  p99 ${result.latencyMs.p99} ms${failed > 0 ? `  FAILED ${failed}` : ""}` +
       `${(result.bodies?.missing ?? 0) > 0 ? "  RAN OUT OF BODIES" : ""}\n`,
   );
@@ -37,6 +52,8 @@ export async function runScenarios(ctx: ScenarioContext): Promise<ScenarioResult
   let resources: PlanResources = {
     idsFile: { vault: join(ctx.workDir, "vault-ids.txt"), bare: join(ctx.workDir, "bare-ids.txt") },
     capture: undefined,
+    webhook: undefined,
+    forward: undefined,
   };
   const ids = resources.idsFile;
   const results: ScenarioResult[] = [];
@@ -44,6 +61,17 @@ export async function runScenarios(ctx: ScenarioContext): Promise<ScenarioResult
     if (!wanted(settings, name)) continue;
     if (name === "capture") {
       resources = { ...resources, capture: await captureBodies(ctx, results) };
+    }
+    if (name === "webhook-intake") {
+      const source = await WebhookBodies.open({
+        vaultUrl: ctx.servers.vault.url,
+        authorization: ctx.authorization,
+        peakEstimate: settings.webhookRateEstimate,
+      });
+      resources = { ...resources, webhook: { source, file: join(ctx.workDir, "webhooks.txt") } };
+    }
+    if ((name === "processor-direct" || name === "forward") && resources.forward === undefined) {
+      resources = { ...resources, forward: await forwardBodies(ctx) };
     }
     if (name === "bare-select")
       await seedBareRows(ctx.servers.baseline.url, settings.revealTokens, ids.bare);
@@ -58,7 +86,13 @@ export async function runScenarios(ctx: ScenarioContext): Promise<ScenarioResult
     }
     const result = await runScenario(peakScenario(name, settings, ctx.connections, resources), ctx);
     report(result);
-    results.push(result);
+    if (name === "webhook-intake") {
+      // The vault's worker processes what was queued: let it finish before the next scenario.
+      const drained = await waitForDrain(ctx.servers.vault.url, ctx.authorization);
+      results.push({ ...result, queueDrainSeconds: drained });
+    } else {
+      results.push(result);
+    }
   }
   for (const [half, peakName] of Object.entries(HALF_RATE_OF)) {
     const peak = results.find((r) => r.name === peakName);
@@ -68,7 +102,32 @@ export async function runScenarios(ctx: ScenarioContext): Promise<ScenarioResult
     report(result);
     results.push(result);
   }
+  // Both at the same fixed rate, below either's peak: p50 is then service time, not queueing.
+  for (const [fixed, peakName] of Object.entries(FIXED_RATE_OF)) {
+    if (resources.forward === undefined || !wanted(settings, fixed as ScenarioName)) continue;
+    const spec = peakScenario(peakName as PeakName, settings, ctx.connections, resources);
+    const result = await runScenario(halfRateScenario(spec, fixed, settings.forwardRate), ctx);
+    report(result);
+    results.push(result);
+  }
   return results;
+}
+
+/** The processor on the allowlist, a token of the test card, one forward checked end to end. */
+async function forwardBodies(ctx: ScenarioContext): Promise<PlanResources["forward"]> {
+  const processor = new URL(serverOf(ctx, "processor").url);
+  const bodies = await setUpForward({
+    vaultUrl: ctx.servers.vault.url,
+    authorization: ctx.authorization,
+    processorOrigin: `https://${ctx.processorHost ?? processor.hostname}:${processor.port}`,
+    card: {
+      number: FORWARD_CARD_NUMBER,
+      exp_month: ctx.cards.expMonth,
+      exp_year: ctx.cards.expYear,
+    },
+  });
+  await checkForward(ctx.servers.vault.url, ctx.authorization, bodies);
+  return bodies;
 }
 
 /** Tokenize's rate × this is a generous estimate of capture's: capture tokenizes and does more. */

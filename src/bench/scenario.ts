@@ -14,7 +14,16 @@ import { runWrk } from "./wrk-runner.js";
 import type { Workload } from "./wrk-script.js";
 import { CARD_STRIDE } from "./wrk-script.js";
 
-export type ServerRole = "vault" | "baseline";
+/** Who a scenario loads: the vault, the same-stack baseline, or the bench's local processor. */
+export type ServerRole = "vault" | "baseline" | "processor";
+
+/** What a scenario counts in its 200 answers, when the status alone does not say it all. */
+export interface CountedItems {
+  /** Plain text counted in each 200 body (see ScriptOptions.countMatch). */
+  readonly match: string;
+  /** What is counted, for the report ("cards", "events"). */
+  readonly unit: string;
+}
 
 export interface ScenarioSpec {
   readonly name: string;
@@ -23,8 +32,8 @@ export interface ScenarioSpec {
   readonly connections: number;
   /** Requests per second to hold; 0 for as many as the server can answer. */
   readonly rate: number;
-  /** Cards per request (batch tokenize), else 1. */
-  readonly itemsPerRequest: number;
+  /** Items really done, counted in the answers (batch: cards created; webhooks: events queued). */
+  readonly count?: CountedItems;
   readonly authorized: boolean;
   /** Where a `lines` workload's bodies come from: made before each wrk run, deleted after. */
   readonly bodies?: BodySource;
@@ -39,8 +48,12 @@ export interface ScenarioResult {
   readonly responses: number;
   /** Responses with status < 400, per second. */
   readonly okPerSecond: number;
-  /** Batch tokenize: cards actually tokenized (item status 201) per second. */
+  /**
+   * With a `count`: items really done per second (batch tokenize: cards tokenized, item status
+   * 201; webhook intake: events queued, `duplicate: false`), in `itemUnit`.
+   */
   readonly itemsPerSecond: number | undefined;
+  readonly itemUnit: string | undefined;
   readonly latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
   readonly failures: { status: number; socket: number; timeout: number };
   readonly statuses: Record<string, number>;
@@ -56,16 +69,34 @@ export interface ScenarioResult {
   readonly window: Window;
   /** A `lines` workload's bodies: how many were made, sent, and wanted after they ran out. */
   readonly bodies: BodiesUse | undefined;
+  /**
+   * Webhook intake: seconds after the run until the vault's worker had processed every queued
+   * event (undefined: it had not within the wait).
+   */
+  readonly queueDrainSeconds?: number | undefined;
 }
 
 export interface ScenarioContext {
   readonly settings: BenchSettings;
   /** Connections for this driver's single-item scenarios. */
   readonly connections: number;
-  readonly servers: Readonly<Record<ServerRole, ServerProcess>>;
+  readonly servers: {
+    readonly vault: ServerProcess;
+    readonly baseline: ServerProcess;
+    /** Started only when a forward scenario runs. */
+    readonly processor: ServerProcess | undefined;
+  };
+  /** The name the vault calls the processor by (`localhost`), when it runs. */
+  readonly processorHost: string | undefined;
   readonly authorization: string;
   readonly cards: TestCardSource;
   readonly workDir: string;
+}
+
+export function serverOf(ctx: ScenarioContext, role: ServerRole): ServerProcess {
+  const server = ctx.servers[role];
+  if (server === undefined) throw new Error(`the ${role} server is not running`);
+  return server;
 }
 
 type Load = LoadResult & { readonly bodies: WrittenBodies | undefined };
@@ -78,7 +109,7 @@ async function load(
   ready?: () => Promise<void>,
 ): Promise<Load> {
   const { settings, cards } = ctx;
-  const server = ctx.servers[spec.server];
+  const server = serverOf(ctx, spec.server);
   const { workload } = spec;
   const usesCards = workload.kind === "card" || workload.kind === "batch";
   const file = workload.kind === "lines" ? workload.linesFile : undefined;
@@ -107,6 +138,7 @@ async function load(
         expYear: cards.expYear,
         ratePerThread: spec.rate / settings.threads,
         threads: settings.threads,
+        countMatch: spec.count?.match,
       },
     });
     return { ...result, bodies };
@@ -127,7 +159,7 @@ export async function runScenario(
       process.stderr.write(`  ${spec.name}: the warm-up ran out of bodies and stopped early\n`);
     }
   }
-  const server = ctx.servers[spec.server];
+  const server = serverOf(ctx, spec.server);
   // The span starts once any bodies are made (making them calls the vault once for a session).
   let offset = 0;
   let startUs = 0;
@@ -157,7 +189,8 @@ function toResult(
     seconds,
     responses: wrk.requests,
     okPerSecond: (wrk.requests - wrk.errors.status) / seconds,
-    itemsPerSecond: spec.itemsPerRequest > 1 ? wrk.batch_items_created / seconds : undefined,
+    itemsPerSecond: spec.count === undefined ? undefined : wrk.counted / seconds,
+    itemUnit: spec.count?.unit,
     latencyMs: {
       p50: ms(wrk.latency_us.p50),
       p90: ms(wrk.latency_us.p90),

@@ -28,7 +28,8 @@ export interface WrkResult {
     readonly max: number;
     readonly mean: number;
   };
-  readonly batch_items_created: number;
+  /** Occurrences of the script's `countMatch` in 200 answers (cards created, events queued). */
+  readonly counted: number;
   /** The `lines` workload: bodies sent, and requests a thread wanted after its lines ran out. */
   readonly lines_sent: number;
   readonly lines_missing: number;

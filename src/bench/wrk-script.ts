@@ -23,15 +23,17 @@ export type Workload =
       readonly body: string | undefined;
     }
   /**
-   * One body per line of a file made beforehand (capture), each sent once: line i goes to wrk
-   * thread i mod threads, in order. A thread that runs out stops (no body is ever replayed) and
-   * counts what it could not send, so the results show it.
+   * One body per line of a file made beforehand (capture, webhooks), each sent once: line i goes
+   * to wrk thread i mod threads, in order. A thread that runs out stops (no body is ever
+   * replayed) and counts what it could not send, so the results show it. With `lineHeader`, a
+   * line is `<that header's value>\t<body>` (a webhook's signature travels with its body).
    */
   | {
       readonly kind: "lines";
       readonly method: string;
       readonly path: string;
       readonly linesFile: string;
+      readonly lineHeader?: string;
     };
 
 export interface ScriptOptions {
@@ -45,6 +47,12 @@ export interface ScriptOptions {
   readonly ratePerThread: number;
   /** wrk threads (-t): the `lines` workload deals its lines out among them. */
   readonly threads: number;
+  /**
+   * Counted in every 200 answer's body, each occurrence once (plain text, not a pattern): what
+   * a request really did when its status alone does not say (batch items created, webhook
+   * events queued rather than acknowledged as duplicates). Undefined: wrk reads no bodies.
+   */
+  readonly countMatch?: string | undefined;
 }
 
 /** Cards one wrk thread may use in one run before it would reach the next thread's. */
@@ -53,6 +61,12 @@ export const CARD_STRIDE = 10_000_000;
 function luaString(value: string): string {
   if (!/^[\x20-\x7e]*$/.test(value)) throw new Error("wrk script values must be printable ASCII");
   return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/** An HTTP field name (RFC 9110 token): what goes before the tab of a `lines` line. */
+function headerName(name: string): string {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`not a header name: ${name}`);
+  return name;
 }
 
 function luaConfig(options: ScriptOptions): string {
@@ -77,6 +91,11 @@ function luaConfig(options: ScriptOptions): string {
     batch: String(w.kind === "batch" ? w.size : 0),
     ids_file: w.kind === "ids" ? luaString(w.idsFile) : "nil",
     lines_file: w.kind === "lines" ? luaString(w.linesFile) : "nil",
+    line_header:
+      w.kind === "lines" && w.lineHeader !== undefined
+        ? luaString(headerName(w.lineHeader))
+        : "nil",
+    count_match: options.countMatch === undefined ? "nil" : luaString(options.countMatch),
   };
   const fields = Object.entries(entries).map(([k, v]) => `  ${k} = ${v},`);
   return `local cfg = {\n${fields.join("\n")}\n}\n`;
@@ -101,7 +120,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-created, lines_sent, lines_missing = 0, 0, 0
+counted, lines_sent, lines_missing = 0, 0, 0
 local counter, ids, id_pos, headers, fixed_request, lines_in, line_no
 
 function init(args)
@@ -137,10 +156,17 @@ local function next_line()
 end
 
 local function line_request()
-  local body = next_line()
-  if body ~= nil then
+  local line = next_line()
+  if line ~= nil then
     lines_sent = lines_sent + 1
-    return wrk.format(cfg.method, cfg.path, headers, body)
+    if cfg.line_header == nil then return wrk.format(cfg.method, cfg.path, headers, line) end
+    -- "<header value>\t<body>": the header is set for this request only (wrk.format copies it).
+    local tab = string.find(line, "\t", 1, true)
+    if tab == nil then error("a lines file line has no tab before its body") end
+    headers[cfg.line_header] = string.sub(line, 1, tab - 1)
+    local request = wrk.format(cfg.method, cfg.path, headers, string.sub(line, tab + 1))
+    headers[cfg.line_header] = nil
+    return request
   end
   -- Out of bodies: a body is never sent twice (a replayed jti is refused), so this thread stops.
   -- wrk still wants a request to write; the loop ends before its answer is read or counted.
@@ -170,9 +196,19 @@ local function card()
     cfg.exp_month .. ',"exp_year":' .. cfg.exp_year .. '}}'
 end
 
+-- wrk calls request() once on thread 0's state before any connection, only to count the
+-- requests it returns (script_verify_request): that call must not use up a line.
+local verified = (thread_index or 0) ~= 0
+
 function request()
   if cfg.kind == "fixed" then return fixed_request end
-  if cfg.kind == "lines" then return line_request() end
+  if cfg.kind == "lines" then
+    if not verified then
+      verified = true
+      return wrk.format("GET", "/healthz")
+    end
+    return line_request()
+  end
   if cfg.kind == "card" then return wrk.format("POST", cfg.path, headers, card()) end
   if cfg.kind == "batch" then
     local parts = {}
@@ -183,12 +219,18 @@ function request()
   return wrk.format(cfg.method, cfg.path .. ids[id_pos] .. cfg.path_suffix, headers, cfg.body)
 end
 
-if cfg.kind == "batch" then
-  -- A batch answers 200 even when items fail: count the items that were really tokenized.
+if cfg.count_match ~= nil then
+  -- A 200 does not say it all (a batch answers 200 even when items fail; a webhook replay is a
+  -- 200 duplicate): count what was really done. Plain find, no Lua pattern characters.
   function response(status, headers, body)
-    if status == 200 then
-      local _, n = string.gsub(body, '"status":201', "")
-      created = created + n
+    if status == 200 and body ~= nil then
+      local from = 1
+      while true do
+        local _, last = string.find(body, cfg.count_match, from, true)
+        if last == nil then break end
+        counted = counted + 1
+        from = last + 1
+      end
     end
   end
 end
@@ -215,7 +257,7 @@ end
 function done(summary, latency, requests)
   local made, sent, missing = 0, 0, 0
   for _, t in ipairs(threads) do
-    made = made + (t:get("created") or 0)
+    made = made + (t:get("counted") or 0)
     sent = sent + (t:get("lines_sent") or 0)
     missing = missing + (t:get("lines_missing") or 0)
   end
@@ -223,7 +265,7 @@ function done(summary, latency, requests)
   io.write(string.format(
     '\nBENCH_RESULT {"requests":%.0f,"duration_us":%.0f,"bytes":%.0f,' ..
     '"errors":{"connect":%.0f,"read":%.0f,"write":%.0f,"status":%.0f,"timeout":%.0f},' ..
-    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},"batch_items_created":%.0f,' ..
+    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},"counted":%.0f,' ..
     '"lines_sent":%.0f,"lines_missing":%.0f}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
     e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),

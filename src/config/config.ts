@@ -71,7 +71,7 @@ export interface OutboundSettings {
    * machine can be called. Every other refused range stays refused. The vault logs a warning.
    */
   readonly allowLoopback: boolean;
-  /** PEM trust anchors replacing the bundled roots (a private processor, the sandbox). */
+  /** PEM trust anchors added to the bundled roots (a private processor, the sandbox). */
   readonly caFile: string | undefined;
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;

@@ -143,6 +143,10 @@ export const ERRORS = {
     status: 409,
     title: "This host and path prefix are already on the forward allowlist.",
   },
+  LIMIT_REACHED: {
+    status: 409,
+    title: "The tenant already holds as many of these as allowed; delete one first.",
+  },
   NOT_DEAD_LETTERED: {
     status: 409,
     title: "Only a dead-lettered event or delivery can be replayed or purged.",

@@ -124,6 +124,8 @@ function readBody(res: IncomingMessage, maxBytes: number, settle: Settle): void 
       headers: plainHeaders(res),
       body: Buffer.concat(chunks),
     };
+    // The caller zeroes the body it gets; the chunks it was copied from are zeroed here.
+    for (const chunk of chunks) chunk.fill(0);
     settle({ ok: true, response });
   });
 }
@@ -177,7 +179,9 @@ export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundR
 
     req.on("socket", (socket: TLSSocket) => {
       // A pooled socket is already connected, verified and checked: no new events will come.
-      if (req.reusedSocket) {
+      // `reusedSocket` is not set when a request waited in the agent's queue for a socket
+      // another request freed, so an open, authorized TLS socket counts as connected too.
+      if (req.reusedSocket || (!socket.connecting && socket.encrypted && socket.authorized)) {
         connected();
         return;
       }
@@ -216,7 +220,12 @@ function sendLate(
       fail(parts.failure);
       return;
     }
-    for (const [name, value] of Object.entries(parts.headers)) req.setHeader(name, value);
-    req.end(viewOf(parts.body));
+    try {
+      for (const [name, value] of Object.entries(parts.headers)) req.setHeader(name, value);
+      req.end(viewOf(parts.body));
+    } catch (error) {
+      // Node refused a header or the body: nothing was written, the exchange ends cleanly.
+      fail({ reason: "NETWORK_ERROR", code: errorCode(error) });
+    }
   }, abort);
 }

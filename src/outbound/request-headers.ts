@@ -46,8 +46,12 @@ export const defaultHeaderAllowlist: HeaderAllowlist = (name) => DEFAULT_ALLOWED
 
 /** RFC 9110 §5.1 token characters. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** RFC 9110 §5.5: no CR, LF or NUL in a field value (header injection). */
-const unsafeValue = (value: string): boolean => ["\r", "\n", "\0"].some((c) => value.includes(c));
+/**
+ * RFC 9110 §5.5: visible ASCII, space and tab only. CR, LF and NUL would inject headers; other
+ * characters (a cardholder name in another script) are not valid field values, and Node throws
+ * on them when the request is written, too late to answer cleanly.
+ */
+const unsafeValue = (value: string): boolean => /[^\t\x20-\x7e]/.test(value);
 
 export type HeaderCheck =
   | { readonly ok: true; readonly headers: Record<string, string> }

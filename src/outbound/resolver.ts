@@ -12,11 +12,35 @@ export interface ResolvedAddress {
  */
 export type Resolver = (hostName: string) => Promise<readonly ResolvedAddress[]>;
 
+/**
+ * At most this many lookups at once. getaddrinfo runs on libuv's thread pool (4 threads by
+ * default), which file I/O and crypto share, and a deadline stops waiting for a lookup without
+ * cancelling it: a name server that never answers (a merchant may register any public name)
+ * must not be able to hold every thread.
+ */
+const MAX_CONCURRENT_LOOKUPS = 2;
+let lookupsRunning = 0;
+const waiting: (() => void)[] = [];
+
+async function limited<T>(work: () => Promise<T>): Promise<T> {
+  if (lookupsRunning >= MAX_CONCURRENT_LOOKUPS) {
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
+  lookupsRunning += 1;
+  try {
+    return await work();
+  } finally {
+    lookupsRunning -= 1;
+    waiting.shift()?.();
+  }
+}
+
 /** The operating system's resolver (getaddrinfo, /etc/hosts), all addresses in its order. */
-export const systemResolver: Resolver = async (hostName) => {
-  const answers = await lookup(hostName, { all: true, verbatim: true });
-  return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
-};
+export const systemResolver: Resolver = (hostName) =>
+  limited(async () => {
+    const answers = await lookup(hostName, { all: true, verbatim: true });
+    return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
+  });
 
 /**
  * A `lookup` for net/tls that answers every query with the one address the policy already

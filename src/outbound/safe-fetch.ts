@@ -28,6 +28,12 @@ export interface OutboundRequest {
    * sent) and `body` is ignored. If it rejects, nothing is sent and the call rejects with that
    * error. The forward proxy builds the card-bearing request here (docs/forwarding.md).
    */
+  /**
+   * A new connection for this request, never a pooled one: the forward proxy asks for it when
+   * the request carries a CVC, which is taken from its store as the request is written and can
+   * never be restored. A pooled connection the processor has just closed would lose it.
+   */
+  readonly freshConnection?: boolean;
   readonly lateParts?: () => Promise<{
     readonly headers: Readonly<Record<string, string>>;
     readonly body?: Uint8Array | string;
@@ -174,7 +180,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         headers: headers.headers,
         body: bytesOf(request.body),
         ...(late === undefined ? {} : { lateParts: () => checkedLateParts(late, allowHeader) }),
-        ...(pool === undefined
+        ...(pool === undefined || request.freshConnection === true
           ? {}
           : {
               agent: pool.agentFor({

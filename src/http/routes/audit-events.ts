@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { VaultError } from "../../errors/registry.js";
 import { findTenantEvents } from "../../store/audit-repo.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
+import { decodeCursor, encodeCursor } from "../page-cursor.js";
 
 const querySchema = {
   type: "object",
@@ -23,19 +23,6 @@ interface Query {
   since?: string;
   until?: string;
   cursor?: string;
-}
-
-const encodeCursor = (at: Date, id: string) =>
-  Buffer.from(`${at.toISOString()}|${id}`, "utf8").toString("base64url");
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [at, id, extra] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const date = new Date(at ?? "");
-  if (id === undefined || extra !== undefined || Number.isNaN(date.getTime()) || id.length > 64)
-    throw new VaultError("VALIDATION_FAILED", {
-      errors: [{ field: "cursor", code: "INVALID_FORMAT", message: "The cursor is not valid." }],
-    });
-  return { at: date, id };
 }
 
 /**

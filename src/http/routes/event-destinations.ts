@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { VaultError } from "../../errors/registry.js";
 import { MAX_OVERLAP_SECONDS } from "../../services/webhooks/outbound/destination-secrets.js";
 import type {
   DeliveryRow,
@@ -8,6 +7,7 @@ import type {
 } from "../../store/event-destinations-repo.js";
 import type { HttpDeps } from "../context.js";
 import { principalOf } from "../context.js";
+import { decodeCursor, encodeCursor } from "../page-cursor.js";
 
 /**
  * Merchants' endpoints for the vault's events and the deliveries to them
@@ -140,19 +140,6 @@ function deliveryView(row: DeliveryRow) {
     run_at: row.run_at.toISOString(),
     finished_at: row.finished_at?.toISOString() ?? null,
   };
-}
-
-const encodeCursor = (at: Date, id: string) =>
-  Buffer.from(`${at.toISOString()}|${id}`, "utf8").toString("base64url");
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [at, id, extra] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const date = new Date(at ?? "");
-  if (id === undefined || extra !== undefined || Number.isNaN(date.getTime()) || id.length > 64)
-    throw new VaultError("VALIDATION_FAILED", {
-      errors: [{ field: "cursor", code: "INVALID_FORMAT", message: "The cursor is not valid." }],
-    });
-  return { at: date, id };
 }
 
 export function registerEventDestinations(app: FastifyInstance, deps: HttpDeps): void {

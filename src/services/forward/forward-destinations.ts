@@ -16,6 +16,7 @@ import {
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import type { Principal } from "../principal.js";
+import { assertBelowLimit } from "../tenant-limits.js";
 
 export interface NewForwardDestination {
   /** An exact host name or IP literal, optionally `:port` (443 when absent). */
@@ -100,6 +101,7 @@ export class ForwardDestinations {
 
   async add(principal: Principal, input: NewForwardDestination): Promise<ForwardDestinationRow> {
     const entry = compileDestination(input);
+    await assertBelowLimit(this.db, "forward_destinations", principal.tenantId);
     const row: ForwardDestinationRow = {
       id: newId("fwd"),
       tenant_id: principal.tenantId,

@@ -150,6 +150,9 @@ export class ForwardService {
           method,
           url: request.url,
           headers: declaredHeaders(input, template),
+          // A CVC is taken once and cannot be restored: never risk it on a pooled connection
+          // the processor may just have closed (docs/forwarding.md).
+          freshConnection: template.cvcTokenIds.length > 0,
           ...(request.timeout_ms === undefined ? {} : { timeoutMs: request.timeout_ms }),
           lateParts: async () => {
             // PCI DSS 3.3.1.2: the CVC leaves the store only now, with a verified connection

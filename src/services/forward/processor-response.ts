@@ -58,7 +58,8 @@ export function relayResponse(
   for (const [name, value] of Object.entries(response.headers)) {
     if (!RELAYED.has(name)) continue;
     const joined = typeof value === "string" ? value : value.join(", ");
-    headers[name] = scrub(joined.slice(0, MAX_HEADER_CHARS), pans);
+    // Scrubbed whole, then cut: a cut first could leave a card number's middle unmasked.
+    headers[name] = scrub(joined, pans).slice(0, MAX_HEADER_CHARS);
   }
   return {
     status: response.status,

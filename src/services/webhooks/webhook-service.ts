@@ -34,6 +34,7 @@ import type {
 import type { AuditTrail } from "../audit/audit-trail.js";
 import type { Clock } from "../clock.js";
 import type { Principal } from "../principal.js";
+import { assertBelowLimit } from "../tenant-limits.js";
 import type { EndpointSettings, EndpointVerifier, StoredSecret } from "./endpoint-config.js";
 import {
   endpointVerifier,
@@ -189,6 +190,7 @@ export class WebhookService {
       if (issue !== undefined) issues.push(issue);
     }
     if (issues.length > 0) throw new VaultError("VALIDATION_FAILED", { errors: issues });
+    await assertBelowLimit(this.deps.db, "webhook_endpoints", principal.tenantId);
     const now = this.deps.clock.now();
     const id = newId("whe");
     const secrets: StoredSecret[] =
@@ -507,7 +509,7 @@ export class WebhookService {
    * destinations in the transaction that marks it done; a failure is retried with exponential
    * backoff and, after the last attempt, the event is dead-lettered. Returns how many it took.
    */
-  async processDue(limit = 32): Promise<number> {
+  async processDue(limit = 128): Promise<number> {
     const now = this.deps.clock.now();
     const rows = await claimDue<WebhookEventRow>(
       this.deps.db,
@@ -517,29 +519,23 @@ export class WebhookService {
       limit,
       this.deps.retry.maxAttempts,
     );
-    for (const row of rows) {
+    if (rows.length > 1) {
+      // The claimed events in one transaction (one commit for the lot: processing keeps up with
+      // the group-committed intake). If any fails, all roll back and each is tried alone below,
+      // so only the failing one is retried; handlers may run twice, as at-least-once allows.
       try {
         await this.deps.db.transaction(async (tx) => {
-          for (const handler of this.handlers) await handler(row, tx);
-          await this.deps.events.publish(tx, {
-            id: row.id,
-            tenantId: row.tenant_id,
-            // Lower-cased and dot-separated (PayPal's PAYMENT.CAPTURE.COMPLETED too); a type
-            // that cannot be one (too many segments) is still published, as payment.other.
-            type: paymentEventType(row.event_type) ?? "payment.other",
-            createdAt: row.received_at,
-            data: {
-              provider: row.provider,
-              provider_event_id: row.provider_event_id,
-              endpoint_id: row.endpoint_id,
-              ...row.metadata,
-            },
-          });
-          if (!(await complete(tx, "webhook_events", row, this.deps.clock.now()))) {
-            // Another worker took it after our lease ran out; its outcome stands.
-            throw new LeaseLost();
-          }
+          for (const row of rows) await this.processOne(tx, row);
         });
+        this.deps.metrics.webhookProcessing.inc({ outcome: "done" }, rows.length);
+        return rows.length;
+      } catch {
+        // Fall through to one transaction per event.
+      }
+    }
+    for (const row of rows) {
+      try {
+        await this.deps.db.transaction((tx) => this.processOne(tx, row));
         this.deps.metrics.webhookProcessing.inc({ outcome: "done" });
       } catch (err) {
         if (err instanceof LeaseLost) continue;
@@ -559,6 +555,29 @@ export class WebhookService {
       }
     }
     return rows.length;
+  }
+
+  /** Handlers, publication and completion of one claimed event, inside `tx`. */
+  private async processOne(tx: SqlClient, row: WebhookEventRow): Promise<void> {
+    for (const handler of this.handlers) await handler(row, tx);
+    await this.deps.events.publish(tx, {
+      id: row.id,
+      tenantId: row.tenant_id,
+      // Lower-cased and dot-separated (PayPal's PAYMENT.CAPTURE.COMPLETED too); a type that
+      // cannot be one (too many segments) is still published, as payment.other.
+      type: paymentEventType(row.event_type) ?? "payment.other",
+      createdAt: row.received_at,
+      data: {
+        provider: row.provider,
+        provider_event_id: row.provider_event_id,
+        endpoint_id: row.endpoint_id,
+        ...row.metadata,
+      },
+    });
+    if (!(await complete(tx, "webhook_events", row, this.deps.clock.now()))) {
+      // Another worker took it after our lease ran out; its outcome stands.
+      throw new LeaseLost();
+    }
   }
 
   // --- internals ------------------------------------------------------------------------------

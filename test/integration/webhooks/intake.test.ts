@@ -737,6 +737,35 @@ for (const driver of DRIVERS) {
       failing = false;
     });
 
+    it("processes a claimed batch in one transaction, and retries only the event that failed", async () => {
+      const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
+      while ((await vault.core.webhooks.processDue(100)) > 0);
+      vault.core.webhooks.use(async (event) => {
+        if (event.provider_event_id === "evt_batch_bad") throw new Error("handler failed");
+      });
+      for (const id of ["evt_batch_1", "evt_batch_bad", "evt_batch_2", "evt_batch_3"]) {
+        const body = stripeEvent(id);
+        await post(endpoint.intake_path, body, { "stripe-signature": stripeHeader(body) });
+      }
+      expect(await vault.core.webhooks.processDue(100)).toBe(4);
+      const states = (
+        await vault.core.db.query<{ provider_event_id: string; state: string; attempts: number }>(
+          "SELECT provider_event_id, state, attempts FROM webhook_events WHERE endpoint_id = $1 ORDER BY provider_event_id",
+          [endpoint.id],
+        )
+      ).rows;
+      expect(states).toEqual([
+        { provider_event_id: "evt_batch_1", state: "done", attempts: 1 },
+        { provider_event_id: "evt_batch_2", state: "done", attempts: 1 },
+        { provider_event_id: "evt_batch_3", state: "done", attempts: 1 },
+        { provider_event_id: "evt_batch_bad", state: "queued", attempts: 1 },
+      ]);
+      // The bad one is dead-lettered in the end; the rest of the suite is not disturbed by it.
+      await vault.core.db.query(
+        "DELETE FROM webhook_events WHERE provider_event_id = 'evt_batch_bad'",
+      );
+    });
+
     it("keeps at most three live secrets however often it is rotated", async () => {
       const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
       for (let i = 0; i < 5; i++) {

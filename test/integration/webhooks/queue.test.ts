@@ -8,6 +8,7 @@ import {
   DEFAULT_RETRY_POLICY,
   fail,
 } from "../../../src/queue/queue-table.js";
+import { runMaintenance } from "../../../src/services/maintenance.js";
 import type { Principal } from "../../../src/services/principal.js";
 import { IntakeBatcher } from "../../../src/services/webhooks/intake-batcher.js";
 import type { NewWebhookEvent } from "../../../src/store/webhook-events-repo.js";
@@ -175,6 +176,27 @@ for (const driver of DRIVERS) {
         attempts: 3,
         last_error: "LEASE_EXPIRED",
       });
+    });
+
+    it("the maintenance pass deletes finished rows after 30 days and keeps dead ones", async () => {
+      const batcher = new IntakeBatcher(vault.core.db, () => undefined);
+      const done = newEvent("retention-done");
+      const dead = newEvent("retention-dead");
+      await batcher.add(done);
+      await batcher.add(dead);
+      const long = new Date(clock.now().getTime() - 31 * 86_400_000);
+      await vault.core.db.query(
+        "UPDATE webhook_events SET state = $2, finished_at = $3 WHERE id = $1",
+        [done.id, "done", long],
+      );
+      await vault.core.db.query(
+        "UPDATE webhook_events SET state = $2, finished_at = $3 WHERE id = $1",
+        [dead.id, "dead", long],
+      );
+      const report = await runMaintenance(vault.core, false);
+      expect(report.webhookRowsDeleted).toBeGreaterThanOrEqual(1);
+      expect(await rowOf(done.id)).toBeUndefined();
+      expect(await rowOf(dead.id)).toMatchObject({ state: "dead" });
     });
 
     it("two workers claiming at once never take the same row", async () => {

@@ -20,6 +20,7 @@ import {
 import type { AuditTrail } from "../../audit/audit-trail.js";
 import type { Clock } from "../../clock.js";
 import type { Principal } from "../../principal.js";
+import { assertBelowLimit } from "../../tenant-limits.js";
 import { deliverDue } from "./delivery-worker.js";
 import {
   DEFAULT_OVERLAP_SECONDS,
@@ -82,6 +83,7 @@ export class EventDestinations {
   /** Registers a destination; the response carries its signing secret, the only time it is shown. */
   async create(principal: Principal, input: NewDestination): Promise<DestinationWithSecret> {
     const eventTypes = this.checkInput(input);
+    await assertBelowLimit(this.deps.db, "event_destinations", principal.tenantId);
     const id = newId("evd");
     const { secret, serialized } = newSigningSecret();
     const sealed = await sealSecrets(this.deps.keys, principal.tenantId, id, [secret]).finally(() =>
