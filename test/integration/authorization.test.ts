@@ -113,9 +113,24 @@ async function newWebhookEndpoint(vault: TestVault, tenantId: string): Promise<s
   return (res.json() as { id: string }).id;
 }
 
+/**
+ * One endpoint (or destination) per tenant for the samples that only read, rotate or hang
+ * events on it: the suite makes hundreds of calls, more than a tenant may hold (tenant-limits.ts).
+ * DELETE samples make their own.
+ */
+const sharedEndpoints = new Map<string, Promise<string>>();
+const sharedEndpoint = (vault: TestVault, tenantId: string): Promise<string> => {
+  let id = sharedEndpoints.get(tenantId);
+  if (id === undefined) {
+    id = newWebhookEndpoint(vault, tenantId);
+    sharedEndpoints.set(tenantId, id);
+  }
+  return id;
+};
+
 /** A received event already in the dead-letter queue (replay and purge need one). */
 async function newDeadEvent(vault: TestVault, tenantId: string): Promise<string> {
-  const endpointId = await newWebhookEndpoint(vault, tenantId);
+  const endpointId = await sharedEndpoint(vault, tenantId);
   const id = `evt_${randomBase62(22)}`;
   const now = new Date();
   await vault.core.db.query(
@@ -128,6 +143,13 @@ async function newDeadEvent(vault: TestVault, tenantId: string): Promise<string>
 }
 
 async function newEventDestination(vault: TestVault, tenantId: string): Promise<string> {
+  // Calls refused before the DELETE leave their destination behind: clear those first, so the
+  // tenant stays under its limit of destinations (the shared one stays).
+  const shared = await sharedDestinations.get(tenantId);
+  await vault.core.db.query("DELETE FROM event_destinations WHERE tenant_id = $1 AND id <> $2", [
+    tenantId,
+    shared ?? "",
+  ]);
   const key = await vault.newKey(tenantId, ["webhooks:manage"]);
   const res = await vault.app.inject({
     method: "POST",
@@ -139,9 +161,19 @@ async function newEventDestination(vault: TestVault, tenantId: string): Promise<
   return (res.json() as { id: string }).id;
 }
 
-/** A delivery to a new destination of the tenant, already in the dead-letter queue. */
+const sharedDestinations = new Map<string, Promise<string>>();
+const sharedDestination = (vault: TestVault, tenantId: string): Promise<string> => {
+  let id = sharedDestinations.get(tenantId);
+  if (id === undefined) {
+    id = newEventDestination(vault, tenantId);
+    sharedDestinations.set(tenantId, id);
+  }
+  return id;
+};
+
+/** A delivery to the tenant's shared destination, already in the dead-letter queue. */
 async function newDeadDelivery(vault: TestVault, tenantId: string): Promise<string> {
-  const destinationId = await newEventDestination(vault, tenantId);
+  const destinationId = await sharedDestination(vault, tenantId);
   const eventId = `evt_${randomBase62(22)}`;
   await vault.core.events.publish(vault.core.db, {
     id: eventId,
@@ -309,13 +341,13 @@ const SAMPLES: Record<string, Sample> = {
   },
   "GET /v1/webhook-endpoints": { make: fixed("/v1/webhook-endpoints"), allowed: 200 },
   "GET /v1/webhook-endpoints/:id": {
-    make: async (v, t) => ({ url: `/v1/webhook-endpoints/${await newWebhookEndpoint(v, t)}` }),
+    make: async (v, t) => ({ url: `/v1/webhook-endpoints/${await sharedEndpoint(v, t)}` }),
     allowed: 200,
     notFound: "WEBHOOK_ENDPOINT_NOT_FOUND",
   },
   "POST /v1/webhook-endpoints/:id/secrets": {
     make: async (v, t) => ({
-      url: `/v1/webhook-endpoints/${await newWebhookEndpoint(v, t)}/secrets`,
+      url: `/v1/webhook-endpoints/${await sharedEndpoint(v, t)}/secrets`,
       payload: { secret: "whsec_authorizationTestSecret02", overlap_seconds: 60 },
     }),
     allowed: 200,
@@ -351,13 +383,13 @@ const SAMPLES: Record<string, Sample> = {
   },
   "GET /v1/event-destinations": { make: fixed("/v1/event-destinations"), allowed: 200 },
   "GET /v1/event-destinations/:id": {
-    make: async (v, t) => ({ url: `/v1/event-destinations/${await newEventDestination(v, t)}` }),
+    make: async (v, t) => ({ url: `/v1/event-destinations/${await sharedDestination(v, t)}` }),
     allowed: 200,
     notFound: "EVENT_DESTINATION_NOT_FOUND",
   },
   "POST /v1/event-destinations/:id/rotate-secret": {
     make: async (v, t) => ({
-      url: `/v1/event-destinations/${await newEventDestination(v, t)}/rotate-secret`,
+      url: `/v1/event-destinations/${await sharedDestination(v, t)}/rotate-secret`,
       payload: { overlap_seconds: 60 },
     }),
     allowed: 200,

@@ -93,14 +93,14 @@ describe("configuration", () => {
     ).toEqual({ certFile: "/srv/payvault/tls/cert.pem", keyFile: "/etc/key.pem" });
   });
 
-  it("turns on plain HTTP only for an explicit 1/true, and refuses anything unclear", () => {
-    for (const on of ["1", "true"]) {
+  it("turns on plain HTTP only for an explicit 1/true/on, and refuses anything unclear", () => {
+    for (const on of ["1", "true", "on"]) {
       expect(loadConfig({ PAYVAULT_INSECURE_HTTP: on }, CWD).insecureHttp).toBe(true);
     }
-    for (const off of ["0", "false", ""]) {
+    for (const off of ["0", "false", "off", ""]) {
       expect(loadConfig({ PAYVAULT_INSECURE_HTTP: off }, CWD).insecureHttp).toBe(false);
     }
-    for (const bad of ["yes", "on", "2", "TRUE1"]) {
+    for (const bad of ["yes", "On", "2", "TRUE1"]) {
       expect(configError({ PAYVAULT_INSECURE_HTTP: bad }).message).toMatch(
         /PAYVAULT_INSECURE_HTTP/,
       );

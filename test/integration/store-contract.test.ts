@@ -107,7 +107,7 @@ for (const driver of DRIVERS) {
       });
 
       it("applies the shipped migrations once; a second run is a no-op", async () => {
-        expect(await migrate(test.db)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(await migrate(test.db)).toEqual([1, 2, 3, 4, 5, 6, 7]);
         expect(await migrate(test.db)).toEqual([]);
         const { rows } = await test.db.query<{ version: number; name: string; checksum: string }>(
           "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
@@ -135,6 +135,11 @@ for (const driver of DRIVERS) {
             checksum: await checksumOf("005_access_control.sql"),
           },
           { version: 6, name: "admin_users", checksum: await checksumOf("006_admin_users.sql") },
+          {
+            version: 7,
+            name: "payment_edge",
+            checksum: await checksumOf("007_payment_edge.sql"),
+          },
         ]);
         const tables = await test.db.query<{ table_name: string }>(
           `SELECT table_name FROM information_schema.tables
