@@ -241,6 +241,7 @@ export const ROUTES: readonly RouteSpec[] = [
     method: "POST",
     url: "/v1/forward",
     access: "proxy:forward",
+    rateClass: "forward",
     summary: "Detokenize into a request to an allowlisted processor and relay its answer",
   },
   {
@@ -269,6 +270,7 @@ export const ROUTES: readonly RouteSpec[] = [
     url: "/v1/webhooks/:provider/:endpoint_id",
     access: "public",
     credential: "the provider's signature",
+    rateClass: "webhook",
     summary: "Receive a provider's signed webhook",
   },
   {

@@ -2,7 +2,7 @@ import type { BucketPolicy } from "./token-bucket.js";
 import { checkBucketPolicy } from "./token-bucket.js";
 
 /** The route classes of issue 5 point 4; each route declares one. */
-export const ROUTE_CLASSES = ["tokenize", "reveal", "auth"] as const;
+export const ROUTE_CLASSES = ["tokenize", "reveal", "auth", "forward", "webhook"] as const;
 export type RouteClass = (typeof ROUTE_CLASSES)[number];
 
 /**
@@ -46,6 +46,11 @@ export type RateLimitPolicyOverrides = Partial<Record<RouteClass, Partial<RouteL
  *   not seconds, to drain a million cards, so the alert has time to fire.
  * - auth: bursts of 10, then one every 6 s per address or user (10 a minute): guessing is slow
  *   even before the exponential backoff of failures (auth-backoff.ts) starts.
+ * - forward: each one sends a card to a processor; a checkout authorizes far less often than it
+ *   tokenizes: 1 000/s per key, 2 000/s per tenant.
+ * - webhook (public intake, per client address only): processors send from few addresses, in
+ *   bursts after an outage, so the bucket is wide (5 000/s, bursts of 10 000); it bounds a flood
+ *   of forged requests, which are refused anyway but cost an HMAC each.
  */
 export const DEFAULT_RATE_LIMIT_POLICIES: RateLimitPolicies = {
   tokenize: {
@@ -68,6 +73,20 @@ export const DEFAULT_RATE_LIMIT_POLICIES: RateLimitPolicies = {
     onUnavailable: "closed",
     perTenant: { capacity: 100, refillPerSecond: 1 },
     perIp: { capacity: 10, refillPerSecond: 1 / 6 },
+  },
+  forward: {
+    capacity: 2_000,
+    refillPerSecond: 1_000,
+    onUnavailable: "local",
+    perTenant: { capacity: 4_000, refillPerSecond: 2_000 },
+    perIp: { capacity: 2_000, refillPerSecond: 1_000 },
+  },
+  webhook: {
+    capacity: 10_000,
+    refillPerSecond: 5_000,
+    onUnavailable: "local",
+    perTenant: { capacity: 10_000, refillPerSecond: 5_000 },
+    perIp: { capacity: 10_000, refillPerSecond: 5_000 },
   },
 };
 
@@ -105,6 +124,8 @@ export function resolveRateLimitPolicies(
     tokenize: resolve("tokenize"),
     reveal: resolve("reveal"),
     auth: resolve("auth"),
+    forward: resolve("forward"),
+    webhook: resolve("webhook"),
   });
 }
 

@@ -1,10 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { VaultError } from "../../errors/registry.js";
 import { WebhookRejected } from "../../services/webhooks/webhook-service.js";
+import { WEBHOOK_PROVIDERS } from "../../store/webhook-endpoints-repo.js";
 import type { HttpDeps } from "../context.js";
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
-const PROVIDERS = new Set(["stripe", "standard", "paypal", "hmac"]);
+const PROVIDERS: ReadonlySet<string> = new Set(WEBHOOK_PROVIDERS);
 
 /**
  * POST /v1/webhooks/{provider}/{endpoint_id}: a provider's signed event (issue 6). The body is

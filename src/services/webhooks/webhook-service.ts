@@ -19,7 +19,6 @@ import {
   insertWebhookEndpoint,
   listWebhookEndpoints,
   replaceWebhookSecrets,
-  WEBHOOK_PROVIDERS,
 } from "../../store/webhook-endpoints-repo.js";
 import type { WebhookEventRow } from "../../store/webhook-events-repo.js";
 import {
@@ -749,5 +748,3 @@ function eventView(row: WebhookEventRow): EventView {
     finished_at: row.finished_at?.toISOString() ?? null,
   };
 }
-
-export { WEBHOOK_PROVIDERS };

@@ -96,6 +96,8 @@ describe("rate limit policies", () => {
       ["tokenize", "local"],
       ["reveal", "local"],
       ["auth", "closed"],
+      ["forward", "local"],
+      ["webhook", "local"],
     ]);
     const resolved = resolveRateLimitPolicies({ reveal: { capacity: 5 } });
     expect(resolved.reveal).toEqual({
