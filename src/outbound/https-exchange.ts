@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { type Agent, type RequestOptions, request } from "node:https";
 import { isIP } from "node:net";
-import type { TLSSocket } from "node:tls";
+import type { SecureContext, TLSSocket } from "node:tls";
 import type { Destination } from "./destination.js";
 import { errorCode, type OutboundFailure } from "./outbound-failure.js";
 import { pinnedLookup, type ResolvedAddress } from "./resolver.js";
@@ -24,7 +24,8 @@ export interface ExchangeLimits {
   readonly totalTimeoutMs: number;
   readonly maxResponseBytes: number;
   /** Trust anchors; undefined: Node's bundled Mozilla roots. */
-  readonly ca: string | readonly string[] | undefined;
+  /** The trust anchors' TLS context (built once per client); undefined: Node's bundled roots. */
+  readonly secureContext: SecureContext | undefined;
 }
 
 /** The parts of a request supplied at the last moment (see `Exchange.lateParts`). */
@@ -67,7 +68,10 @@ function plainHeaders(res: IncomingMessage): Record<string, string | readonly st
 const sameAddress = (a: string | undefined, b: string): boolean =>
   a !== undefined && a.replace(/^::ffff:/i, "") === b.replace(/^::ffff:/i, "");
 
-function requestOptions(x: Exchange, ca: ExchangeLimits["ca"]): RequestOptions {
+function requestOptions(
+  x: Exchange,
+  secureContext: ExchangeLimits["secureContext"],
+): RequestOptions {
   return {
     host: x.destination.host,
     port: x.destination.port,
@@ -81,7 +85,7 @@ function requestOptions(x: Exchange, ca: ExchangeLimits["ca"]): RequestOptions {
     family: x.pinned.family,
     // SNI must not carry an IP literal (RFC 6066 §3); node:https then omits it.
     ...(isIP(x.destination.host) === 0 ? { servername: x.destination.host } : {}),
-    ...(ca === undefined ? {} : { ca: [ca].flat() }),
+    ...(secureContext === undefined ? {} : { secureContext }),
     // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot switch it off.
     rejectUnauthorized: true,
     minVersion: "TLSv1.2",
@@ -142,7 +146,7 @@ export function exchange(x: Exchange, limits: ExchangeLimits): Promise<OutboundR
   return new Promise((resolve, reject) => {
     let phase: Phase = "connect";
     let settled = false;
-    const req = request(requestOptions(x, limits.ca));
+    const req = request(requestOptions(x, limits.secureContext));
     const finish = (): boolean => {
       if (settled) return false;
       settled = true;

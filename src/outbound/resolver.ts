@@ -35,12 +35,34 @@ async function limited<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Answers are reused for 1 s: a forward or delivery then rarely waits for getaddrinfo. This is
+ * not a way around the address policy: every request still checks every answer it uses, and its
+ * connection is pinned to the one it checked (a zone that changes its answers is seen a second
+ * later at most).
+ */
+const ANSWER_TTL_MS = 1_000;
+const MAX_CACHED_NAMES = 1_000;
+const answered = new Map<string, { until: number; answers: readonly ResolvedAddress[] }>();
+
 /** The operating system's resolver (getaddrinfo, /etc/hosts), all addresses in its order. */
-export const systemResolver: Resolver = (hostName) =>
-  limited(async () => {
-    const answers = await lookup(hostName, { all: true, verbatim: true });
-    return answers.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
+export const systemResolver: Resolver = async (hostName) => {
+  const now = Date.now();
+  const hit = answered.get(hostName);
+  if (hit !== undefined && hit.until > now) return hit.answers;
+  const answers = await limited(async () => {
+    const found = await lookup(hostName, { all: true, verbatim: true });
+    return found.map(
+      ({ address, family }): ResolvedAddress => ({
+        address,
+        family: family === 6 ? 6 : 4,
+      }),
+    );
   });
+  if (answered.size >= MAX_CACHED_NAMES) answered.clear();
+  answered.set(hostName, { until: now + ANSWER_TTL_MS, answers });
+  return answers;
+};
 
 /**
  * A `lookup` for net/tls that answers every query with the one address the policy already

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { createSecureContext } from "node:tls";
 import { classifyAddress, classifyHostName } from "./address-policy.js";
 import { AgentPool, KEEP_ALIVE_DEFAULTS, type KeepAliveSettings } from "./agent-pool.js";
 import { type AllowedDestination, checkDestination, type Destination } from "./destination.js";
@@ -140,6 +141,13 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const timeoutMs = options.timeoutMs ?? OUTBOUND_DEFAULTS.timeoutMs;
   const maxResponseBytes = options.maxResponseBytes ?? OUTBOUND_DEFAULTS.maxResponseBytes;
 
+  // One TLS context for every connection of this client: built per connection (Node does so
+  // for a `ca` option), a long list of anchors would be parsed again for each handshake.
+  const secureContext =
+    options.ca === undefined
+      ? undefined
+      : createSecureContext({ ca: [options.ca].flat(), minVersion: "TLSv1.2" });
+
   const pool =
     options.keepAlive === false
       ? undefined
@@ -195,7 +203,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         deadline,
         totalTimeoutMs: requestTimeoutMs,
         maxResponseBytes,
-        ca: options.ca,
+        secureContext,
       },
     );
   };

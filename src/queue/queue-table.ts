@@ -123,6 +123,33 @@ export async function complete(
   return result.rowCount === 1;
 }
 
+/**
+ * `complete` for many claims in one statement (the batch path of the event worker). Returns how
+ * many rows it completed: fewer than `claims` means some lease lapsed and another worker holds
+ * those rows, so the caller rolls back and settles the claims one by one.
+ */
+export async function completeAll(
+  db: SqlClient,
+  table: QueueTable,
+  claims: readonly Claim[],
+  now: Date,
+): Promise<number> {
+  const result = await db.query(
+    `UPDATE ${table} AS q
+        SET state = 'done', locked_until = NULL, last_error = NULL, finished_at = $4
+       FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS c (id, attempts, locked_until)
+      WHERE q.id = c.id AND q.state = 'processing'
+        AND q.attempts = c.attempts AND q.locked_until = c.locked_until`,
+    [
+      claims.map((c) => c.id),
+      claims.map((c) => c.attempts),
+      claims.map((c) => c.locked_until),
+      now,
+    ],
+  );
+  return result.rowCount;
+}
+
 export interface FailureOutcome {
   readonly state: "queued" | "dead";
   readonly runAt: Date | undefined;

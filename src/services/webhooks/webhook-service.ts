@@ -9,7 +9,14 @@ import { VaultError } from "../../errors/registry.js";
 import type { KeyRing } from "../../keys/key-ring.js";
 import type { VaultMetrics } from "../../metrics/metrics.js";
 import type { QueueState, RetryPolicy } from "../../queue/queue-table.js";
-import { claimDue, complete, fail, purgeDead, replayDead } from "../../queue/queue-table.js";
+import {
+  claimDue,
+  complete,
+  completeAll,
+  fail,
+  purgeDead,
+  replayDead,
+} from "../../queue/queue-table.js";
 import { insertAuditEvent } from "../../store/audit-repo.js";
 import type { Database, SqlClient } from "../../store/database.js";
 import type { WebhookEndpointRow, WebhookProvider } from "../../store/webhook-endpoints-repo.js";
@@ -45,7 +52,7 @@ import {
 import { eventMetadata, refuseCardData } from "./event-metadata.js";
 import { IntakeBatcher } from "./intake-batcher.js";
 import { paymentEventType } from "./outbound/event-catalogue.js";
-import type { EventDestinations } from "./outbound/event-destinations.js";
+import type { EventDestinations, VaultEvent } from "./outbound/event-destinations.js";
 
 export interface WebhookServiceDeps {
   readonly db: Database;
@@ -524,7 +531,10 @@ export class WebhookService {
       // so only the failing one is retried; handlers may run twice, as at-least-once allows.
       try {
         await this.deps.db.transaction(async (tx) => {
-          for (const row of rows) await this.processOne(tx, row);
+          for (const row of rows) for (const handler of this.handlers) await handler(row, tx);
+          await this.deps.events.publishAll(tx, rows.map(vaultEventOf));
+          const done = await completeAll(tx, "webhook_events", rows, this.deps.clock.now());
+          if (done !== rows.length) throw new LeaseLost();
         });
         this.deps.metrics.webhookProcessing.inc({ outcome: "done" }, rows.length);
         return rows.length;
@@ -559,20 +569,7 @@ export class WebhookService {
   /** Handlers, publication and completion of one claimed event, inside `tx`. */
   private async processOne(tx: SqlClient, row: WebhookEventRow): Promise<void> {
     for (const handler of this.handlers) await handler(row, tx);
-    await this.deps.events.publish(tx, {
-      id: row.id,
-      tenantId: row.tenant_id,
-      // Lower-cased and dot-separated (PayPal's PAYMENT.CAPTURE.COMPLETED too); a type that
-      // cannot be one (too many segments) is still published, as payment.other.
-      type: paymentEventType(row.event_type) ?? "payment.other",
-      createdAt: row.received_at,
-      data: {
-        provider: row.provider,
-        provider_event_id: row.provider_event_id,
-        endpoint_id: row.endpoint_id,
-        ...row.metadata,
-      },
-    });
+    await this.deps.events.publish(tx, vaultEventOf(row));
     if (!(await complete(tx, "webhook_events", row, this.deps.clock.now()))) {
       // Another worker took it after our lease ran out; its outcome stands.
       throw new LeaseLost();
@@ -729,6 +726,24 @@ function failureCode(err: unknown): string {
   if (err instanceof VaultError) return err.code;
   if (err instanceof Error) return err.name === "Error" ? "PROCESSING_FAILED" : err.name;
   return "PROCESSING_FAILED";
+}
+
+/** A received event as the vault publishes it to the tenant's event destinations. */
+function vaultEventOf(row: WebhookEventRow): VaultEvent {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    // Lower-cased and dot-separated (PayPal's PAYMENT.CAPTURE.COMPLETED too); a type that cannot
+    // be one (too many segments) is still published, as payment.other.
+    type: paymentEventType(row.event_type) ?? "payment.other",
+    createdAt: row.received_at,
+    data: {
+      provider: row.provider,
+      provider_event_id: row.provider_event_id,
+      endpoint_id: row.endpoint_id,
+      ...row.metadata,
+    },
+  };
 }
 
 function eventView(row: WebhookEventRow): EventView {

@@ -737,6 +737,49 @@ for (const driver of DRIVERS) {
       failing = false;
     });
 
+    it("publishes a processed batch to the tenant's event destinations as payment events", async () => {
+      const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
+      while ((await vault.core.webhooks.processDue(100)) > 0);
+      const destination = await vault.app.inject({
+        method: "POST",
+        url: "/v1/event-destinations",
+        headers: auth(manager),
+        payload: { url: "https://hooks.merchant.example/payvault", event_types: ["payment.*"] },
+      });
+      expect(destination.statusCode, destination.body).toBe(201);
+      const destinationId = (destination.json() as { id: string }).id;
+      for (const id of ["evt_pub_1", "evt_pub_2", "evt_pub_3"]) {
+        const body = stripeEvent(id);
+        await post(endpoint.intake_path, body, { "stripe-signature": stripeHeader(body) });
+      }
+      expect(await vault.core.webhooks.processDue(100)).toBe(3);
+      const deliveries = (
+        await vault.core.db.query<{
+          event_type: string;
+          payload: { data: Record<string, unknown> };
+        }>(
+          "SELECT event_type, payload FROM event_deliveries WHERE destination_id = $1 ORDER BY created_at",
+          [destinationId],
+        )
+      ).rows;
+      expect(deliveries.map((d) => d.event_type)).toEqual([
+        "payment.charge.succeeded",
+        "payment.charge.succeeded",
+        "payment.charge.succeeded",
+      ]);
+      expect(deliveries.map((d) => d.payload.data.provider_event_id).sort()).toEqual([
+        "evt_pub_1",
+        "evt_pub_2",
+        "evt_pub_3",
+      ]);
+      expect(JSON.stringify(deliveries)).not.toContain(MARKER);
+      await vault.app.inject({
+        method: "DELETE",
+        url: `/v1/event-destinations/${destinationId}`,
+        headers: auth(manager),
+      });
+    });
+
     it("processes a claimed batch in one transaction, and retries only the event that failed", async () => {
       const endpoint = await createEndpoint(manager, { provider: "stripe", secret: STRIPE_SECRET });
       while ((await vault.core.webhooks.processDue(100)) > 0);

@@ -5,6 +5,7 @@ import {
   type Claim,
   claimDue,
   complete,
+  completeAll,
   DEFAULT_RETRY_POLICY,
   fail,
 } from "../../../src/queue/queue-table.js";
@@ -140,6 +141,23 @@ for (const driver of DRIVERS) {
         true,
       );
       expect(await rowOf(event.id)).toMatchObject({ state: "done", attempts: 2, last_error: null });
+    });
+
+    it("completes a batch of claims in one statement, but none that another worker holds now", async () => {
+      const batcher = new IntakeBatcher(vault.core.db, () => undefined);
+      const events = [newEvent("all-1"), newEvent("all-2")];
+      for (const event of events) await batcher.add(event);
+      const claimed = (
+        await claimDue<Row>(vault.core.db, "webhook_events", COLUMNS, clock.now(), 100, 16, 60_000)
+      ).filter((r) => events.some((e) => e.id === r.id));
+      expect(claimed).toHaveLength(2);
+      // The second's lease lapses and another worker claims it.
+      await vault.core.db.query("UPDATE webhook_events SET attempts = attempts + 1 WHERE id = $1", [
+        claimed[1]?.id,
+      ]);
+      expect(await completeAll(vault.core.db, "webhook_events", claimed, clock.now())).toBe(1);
+      expect(await rowOf(claimed[0]?.id as string)).toMatchObject({ state: "done" });
+      expect(await rowOf(claimed[1]?.id as string)).toMatchObject({ state: "processing" });
     });
 
     it("a row whose worker keeps dying goes to the dead-letter queue after its last attempt", async () => {

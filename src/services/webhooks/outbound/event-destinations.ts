@@ -210,6 +210,11 @@ export class EventDestinations {
     return publishEvents(tx, [event], this.deps.clock.now());
   }
 
+  /** `publish` for many events at once: one read of the destinations, one INSERT. */
+  async publishAll(tx: SqlClient, events: readonly VaultEvent[]): Promise<number> {
+    return publishEvents(tx, events, this.deps.clock.now());
+  }
+
   /** One pass of the delivery worker: claim due deliveries, send them; returns how many it took. */
   async deliverDue(limit = 32): Promise<number> {
     return deliverDue(this.deps, limit);
