@@ -24,14 +24,18 @@ const waiting: (() => void)[] = [];
 
 async function limited<T>(work: () => Promise<T>): Promise<T> {
   if (lookupsRunning >= MAX_CONCURRENT_LOOKUPS) {
+    // The slot is handed over by the lookup that ends (the count stays): nobody arriving in
+    // between can take it, so never more than MAX_CONCURRENT_LOOKUPS run.
     await new Promise<void>((resolve) => waiting.push(resolve));
+  } else {
+    lookupsRunning += 1;
   }
-  lookupsRunning += 1;
   try {
     return await work();
   } finally {
-    lookupsRunning -= 1;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next === undefined) lookupsRunning -= 1;
+    else next();
   }
 }
 
@@ -44,13 +48,17 @@ async function limited<T>(work: () => Promise<T>): Promise<T> {
 const ANSWER_TTL_MS = 1_000;
 const MAX_CACHED_NAMES = 1_000;
 const answered = new Map<string, { until: number; answers: readonly ResolvedAddress[] }>();
+/** One lookup per name at a time: requests for a name being looked up share its answer. */
+const pending = new Map<string, Promise<readonly ResolvedAddress[]>>();
 
 /** The operating system's resolver (getaddrinfo, /etc/hosts), all addresses in its order. */
 export const systemResolver: Resolver = async (hostName) => {
   const now = Date.now();
   const hit = answered.get(hostName);
   if (hit !== undefined && hit.until > now) return hit.answers;
-  const answers = await limited(async () => {
+  const inFlight = pending.get(hostName);
+  if (inFlight !== undefined) return inFlight;
+  const lookingUp = limited(async () => {
     const found = await lookup(hostName, { all: true, verbatim: true });
     return found.map(
       ({ address, family }): ResolvedAddress => ({
@@ -59,9 +67,19 @@ export const systemResolver: Resolver = async (hostName) => {
       }),
     );
   });
-  if (answered.size >= MAX_CACHED_NAMES) answered.clear();
-  answered.set(hostName, { until: now + ANSWER_TTL_MS, answers });
-  return answers;
+  pending.set(hostName, lookingUp);
+  try {
+    const answers = await lookingUp;
+    answered.delete(hostName);
+    if (answered.size >= MAX_CACHED_NAMES) {
+      const oldest = answered.keys().next().value;
+      if (oldest !== undefined) answered.delete(oldest);
+    }
+    answered.set(hostName, { until: Date.now() + ANSWER_TTL_MS, answers });
+    return answers;
+  } finally {
+    pending.delete(hostName);
+  }
 };
 
 /**

@@ -106,6 +106,8 @@ export class ForwardDestinations {
     string,
     { readonly until: number; readonly entries: readonly AllowedDestination[] }
   >();
+  /** Bumped by every change on this node: a read that began before a change is not cached. */
+  private generation = 0;
 
   constructor(
     private readonly db: Database,
@@ -132,6 +134,7 @@ export class ForwardDestinations {
     );
     const added = await guard(insertDestinationAudited(this.db, row, event));
     if (!added) throw new VaultError("FORWARD_DESTINATION_EXISTS");
+    this.generation += 1;
     this.cached.delete(principal.tenantId);
     return row;
   }
@@ -146,6 +149,7 @@ export class ForwardDestinations {
     );
     const removed = await guard(deleteDestinationAudited(this.db, principal.tenantId, id, event));
     // Dropped here at once; another node's copy lapses within ALLOWLIST_CACHE_MS.
+    this.generation += 1;
     this.cached.delete(principal.tenantId);
     if (!removed) throw new VaultError("FORWARD_DESTINATION_NOT_FOUND");
   }
@@ -155,10 +159,16 @@ export class ForwardDestinations {
     const now = Date.now();
     const hit = this.cached.get(tenantId);
     if (hit !== undefined && hit.until > now) return hit.entries;
+    const generation = this.generation;
     const rows = await guard(listDestinations(this.db, tenantId));
     const entries = rows.flatMap((row) => entryOf(row) ?? []);
-    if (this.cached.size >= MAX_CACHED_TENANTS) this.cached.clear();
-    this.cached.set(tenantId, { until: now + ALLOWLIST_CACHE_MS, entries });
+    // Not cached when a change on this node may have raced the read (a deletion must not come
+    // back from a read that started before it), nor when empty (a destination just added on
+    // another node is then seen at the next forward).
+    if (generation === this.generation && entries.length > 0) {
+      if (this.cached.size >= MAX_CACHED_TENANTS) this.cached.clear();
+      this.cached.set(tenantId, { until: now + ALLOWLIST_CACHE_MS, entries });
+    }
     return entries;
   }
 
